@@ -1,0 +1,55 @@
+"""Groups for the group lasso: slices of a leaf along ``group_axis``, optionally joined across
+leaves (slice g of every leaf is one group)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+
+
+def normalize_axis(leaf: jax.Array, group_axis: int) -> int:
+    ndim = jnp.ndim(leaf)
+    if not isinstance(group_axis, int | jnp.integer) or isinstance(group_axis, bool):
+        raise TypeError(f"group_axis must be an int (or a pytree of ints), got {group_axis!r}")
+    if not -ndim <= group_axis < ndim:
+        raise ValueError(
+            f"group_axis={group_axis} is out of range for a leaf of shape {jnp.shape(leaf)}"
+        )
+    return int(group_axis) % ndim
+
+
+def _leaf_sq_norms(leaf: jax.Array, axis: int) -> jax.Array:
+    other = tuple(a for a in range(leaf.ndim) if a != axis)
+    return jnp.sum(jnp.square(leaf), axis=other)
+
+
+def group_sq_norms(
+    leaves: Sequence[jax.Array], axes: Sequence[int], *, joint: bool
+) -> list[tuple[jax.Array, int]]:
+    """For each leaf, the squared norm of each of its groups ([G]) and the group size |g|.
+
+    With ``joint=True`` every leaf gets the same joined numbers: groups sum over leaves.
+    """
+    sq = [_leaf_sq_norms(leaf, ax) for leaf, ax in zip(leaves, axes, strict=True)]
+    sizes = [leaf.size // leaf.shape[ax] for leaf, ax in zip(leaves, axes, strict=True)]
+    if not joint or not leaves:
+        return list(zip(sq, sizes, strict=True))
+    lengths = {s.shape[0] for s in sq}
+    if len(lengths) != 1:
+        shapes = [(leaf.shape, ax) for leaf, ax in zip(leaves, axes, strict=True)]
+        raise ValueError(
+            "joint=True needs the same number of groups in every selected leaf along its "
+            f"group_axis; got (shape, group_axis) = {shapes}"
+        )
+    dtype = jnp.result_type(*sq)
+    total = sum((s.astype(dtype) for s in sq[1:]), sq[0].astype(dtype))
+    return [(total, sum(sizes))] * len(leaves)
+
+
+def expand_to_leaf(per_group: jax.Array, leaf: jax.Array, axis: int) -> jax.Array:
+    """Reshape a [G] vector so that it broadcasts against ``leaf`` along ``axis``."""
+    shape = [1] * leaf.ndim
+    shape[axis] = per_group.shape[0]
+    return per_group.reshape(shape)

@@ -1,0 +1,1 @@
+"""cv (placeholder: being written)."""

@@ -1,0 +1,1 @@
+"""datasets (placeholder: being written)."""

@@ -1,0 +1,1 @@
+"""linear (placeholder: being written)."""
