@@ -1,1 +1,183 @@
-"""cv (placeholder: being written)."""
+"""Cross-validation folds and glmnet-style summaries of a λ path.
+
+:func:`kfold` assigns examples to folds; :func:`summarize` turns a table of per-fold validation
+losses ``[folds, K]`` into glmnet's curve (``cvm``, ``cvsd``, ``cvup``, ``cvlo``) and its two
+selections, λ_min and λ_1se (the "one-standard-error rule").
+
+References:
+    Friedman, Hastie & Tibshirani (2010), *Regularization Paths for Generalized Linear Models
+    via Coordinate Descent*, J. Stat. Softw. 33(1) — ``cv.glmnet``'s ``cvm``/``cvsd`` and
+    ``lambda.min``/``lambda.1se``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class CVSummary(NamedTuple):
+    """glmnet's cross-validation curve and its λ selections (numpy arrays, Python scalars).
+
+    Attributes:
+        lambdas: the λ grid ``[K]``, in the order given to :func:`summarize`.
+        cvm: mean validation loss per λ ``[K]`` (NaN where a fold diverged).
+        cvsd: standard error of ``cvm`` per λ ``[K]``.
+        cvup: ``cvm + cvsd``.
+        cvlo: ``cvm - cvsd``.
+        lambda_min: the largest λ reaching the minimum of ``cvm``.
+        lambda_1se: the largest λ with ``cvm <= cvm[index_min] + cvsd[index_min]``.
+        index_min: position of ``lambda_min`` in ``lambdas``.
+        index_1se: position of ``lambda_1se`` in ``lambdas``.
+    """
+
+    lambdas: np.ndarray
+    cvm: np.ndarray
+    cvsd: np.ndarray
+    cvup: np.ndarray
+    cvlo: np.ndarray
+    lambda_min: float
+    lambda_1se: float
+    index_min: int
+    index_1se: int
+
+
+def kfold(n: int, k: int, *, key: Any) -> jax.Array:
+    """Random assignment of ``n`` examples to ``k`` folds of (almost) equal size.
+
+    Fold ``f`` holds the examples at positions ``permutation[f::k]`` of a random permutation, so
+    fold sizes differ by at most one and the folds partition ``range(n)``. The same key always
+    gives the same folds.
+
+    Args:
+        n: number of examples.
+        k: number of folds, ``2 <= k <= n``.
+        key: a ``jax.random`` key (or an int seed).
+
+    Returns:
+        An int32 array ``[n]`` of fold ids in ``0 .. k-1``.
+
+    Example:
+        >>> import jax, numpy as np
+        >>> from jaxreg import cv
+        >>> folds = cv.kfold(10, 3, key=jax.random.key(0))
+        >>> np.bincount(np.asarray(folds)).tolist()
+        [4, 3, 3]
+    """
+    n = _check_int(n, "n", minimum=1)
+    k = _check_int(k, "k", minimum=2)
+    if k > n:
+        raise ValueError(f"k must be <= n (every fold needs an example), got k={k}, n={n}")
+    if isinstance(key, int | np.integer):
+        key = jax.random.key(int(key))
+    order = jax.random.permutation(key, n)
+    return jnp.zeros(n, jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32) % k)
+
+
+def summarize(losses: Any, lambdas: Any, *, weights: Any = None) -> CVSummary:
+    r"""glmnet's cross-validation summary of per-fold losses along a λ grid.
+
+    With fold weights :math:`w_f` (fold sizes, or all ones) and raw losses :math:`L_{f,k}`:
+
+    .. math::
+
+        \mathrm{cvm}_k = \frac{\sum_f w_f L_{f,k}}{\sum_f w_f}, \qquad
+        \mathrm{cvsd}_k = \sqrt{\frac{1}{F - 1}\,
+            \frac{\sum_f w_f (L_{f,k} - \mathrm{cvm}_k)^2}{\sum_f w_f}}
+
+    λ_min is the largest λ whose ``cvm`` equals the minimum; λ_1se is the largest λ with
+    ``cvm <= cvm[min] + cvsd[min]``. A λ with any non-finite fold loss (a diverged fit) gets
+    ``cvm = NaN`` and is never selected. The grid may be in any order; indices refer to it.
+
+    Args:
+        losses: validation losses ``[folds, K]`` (numpy or jax), ``folds >= 2``.
+        lambdas: the λ grid ``[K]``.
+        weights: optional non-negative fold weights ``[folds]`` (glmnet uses the number of
+            validation examples per fold); ``None`` weighs folds equally.
+
+    Returns:
+        A :class:`CVSummary`.
+
+    Raises:
+        ValueError: on wrong shapes, negative/non-finite weights, or when every λ diverged.
+
+    Example:
+        >>> import numpy as np
+        >>> from jaxreg import cv
+        >>> losses = np.array([[3.0, 1.0, 0.9, 2.0], [3.2, 1.1, 1.1, 2.2]])
+        >>> s = cv.summarize(losses, [1.0, 0.5, 0.25, 0.125])
+        >>> s.lambda_min, s.lambda_1se
+        (0.25, 0.5)
+        >>> np.round(s.cvm, 3).tolist()
+        [3.1, 1.05, 1.0, 2.1]
+    """
+    raw = np.asarray(losses, dtype=np.float64)
+    if raw.ndim != 2:
+        raise ValueError(f"losses must be 2-D [folds, K], got shape {raw.shape}")
+    num_folds, num_lambdas = raw.shape
+    if num_folds < 2:
+        raise ValueError(f"losses needs at least 2 folds (rows), got {num_folds}")
+    if num_lambdas < 1:
+        raise ValueError("losses must have at least one column (one per lambda), got 0")
+    grid = np.asarray(lambdas, dtype=np.float64)
+    if grid.shape != (num_lambdas,):
+        raise ValueError(
+            f"lambdas must have shape ({num_lambdas},) to match losses {raw.shape}, "
+            f"got {grid.shape}"
+        )
+    if weights is None:
+        fold_weights = np.ones(num_folds)
+    else:
+        fold_weights = np.asarray(weights, dtype=np.float64)
+        if fold_weights.shape != (num_folds,):
+            raise ValueError(
+                f"weights must have shape ({num_folds},) (one per fold), got {fold_weights.shape}"
+            )
+        if not np.all(np.isfinite(fold_weights)) or np.any(fold_weights < 0):
+            raise ValueError(f"weights must be finite and >= 0, got {fold_weights}")
+        if fold_weights.sum() <= 0:
+            raise ValueError("weights must not all be zero")
+    share = fold_weights / fold_weights.sum()
+
+    # A diverged fold (inf/NaN) would otherwise be averaged away or dominate; glmnet's rule for
+    # us: that λ has no usable estimate.
+    diverged = ~np.all(np.isfinite(raw), axis=0)
+    finite_raw = np.where(np.isfinite(raw), raw, 0.0)
+    cvm = share @ finite_raw
+    cvsd = np.sqrt((share @ (finite_raw - cvm) ** 2) / (num_folds - 1))
+    cvm[diverged] = np.nan
+    cvsd[diverged] = np.nan
+    if diverged.all():
+        raise ValueError("losses: every lambda has a non-finite fold loss; nothing to select")
+
+    index_min = _largest_lambda_where(grid, cvm <= np.nanmin(cvm))
+    threshold = cvm[index_min] + cvsd[index_min]
+    index_1se = _largest_lambda_where(grid, cvm <= threshold)
+    return CVSummary(
+        lambdas=grid,
+        cvm=cvm,
+        cvsd=cvsd,
+        cvup=cvm + cvsd,
+        cvlo=cvm - cvsd,
+        lambda_min=float(grid[index_min]),
+        lambda_1se=float(grid[index_1se]),
+        index_min=index_min,
+        index_1se=index_1se,
+    )
+
+
+def _largest_lambda_where(grid: np.ndarray, selected: np.ndarray) -> int:
+    # NaN comparisons are False, so diverged λ are never selected.
+    candidates = np.flatnonzero(selected)
+    return int(candidates[np.argmax(grid[candidates])])
+
+
+def _check_int(value: Any, name: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
