@@ -4,9 +4,12 @@ leaves (slice g of every leaf is one group)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+from jaxreg import _tree
 
 
 def normalize_axis(leaf: jax.Array, group_axis: int) -> int:
@@ -20,9 +23,16 @@ def normalize_axis(leaf: jax.Array, group_axis: int) -> int:
     return int(group_axis) % ndim
 
 
+def check_joint_strength(strength: Any, joint: bool) -> None:
+    """With ``joint=True`` a group spans several leaves, so it can only have one strength."""
+    if joint and jax.tree.structure(strength).num_leaves != 1:
+        raise ValueError("strength must be a single value when joint=True (one λ for all groups)")
+
+
 def _leaf_sq_norms(leaf: jax.Array, axis: int) -> jax.Array:
+    # Summed in at least float32: a bf16 sum over a large group loses most of its digits.
     other = tuple(a for a in range(leaf.ndim) if a != axis)
-    return jnp.sum(jnp.square(leaf), axis=other)
+    return jnp.sum(jnp.square(leaf.astype(_tree.accumulation_dtype(leaf))), axis=other)
 
 
 def group_sq_norms(
@@ -46,6 +56,15 @@ def group_sq_norms(
     dtype = jnp.result_type(*sq)
     total = sum((s.astype(dtype) for s in sq[1:]), sq[0].astype(dtype))
     return [(total, sum(sizes))] * len(leaves)
+
+
+def leaf_groups(
+    leaves: Sequence[jax.Array], group_axes: Sequence[Any], *, joint: bool
+) -> list[tuple[int, jax.Array, int]]:
+    """Validate the group axes and return, per leaf, ``(axis, squared group norms [G], |g|)``."""
+    axes = [normalize_axis(leaf, ax) for leaf, ax in zip(leaves, group_axes, strict=True)]
+    norms = group_sq_norms(leaves, axes, joint=joint)
+    return [(ax, sq, size) for ax, (sq, size) in zip(axes, norms, strict=True)]
 
 
 def expand_to_leaf(per_group: jax.Array, leaf: jax.Array, axis: int) -> jax.Array:

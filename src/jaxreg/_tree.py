@@ -111,6 +111,12 @@ def as_leaf_dtype(value: Any, leaf: jax.Array) -> jax.Array:
     return jnp.asarray(value, dtype=jnp.result_type(leaf))
 
 
+def accumulation_dtype(leaf: jax.Array) -> Any:
+    """The dtype a reduction over ``leaf`` is carried out in: at least float32, so that the sum of
+    many bf16/f16 entries keeps its precision (float64 leaves stay float64)."""
+    return jnp.promote_types(jnp.result_type(leaf), jnp.float32)
+
+
 def map_leaves(
     fn: Callable[..., jax.Array],
     params: PyTree,

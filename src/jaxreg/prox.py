@@ -155,22 +155,17 @@ def group_lasso(
     """
     _tree.check_nonnegative(strength, "strength")
     _tree.check_positive(scaling, "scaling")
-    if joint and jax.tree.structure(strength).num_leaves != 1:
-        raise ValueError("strength must be a single value when joint=True (one λ for all groups)")
+    _groups.check_joint_strength(strength, joint)
     strengths = _tree.per_leaf(strength, x, "strength")
     leaves, treedef = jax.tree.flatten(x)
-    axes = [
-        _groups.normalize_axis(leaf, ax)
-        for leaf, ax in zip(leaves, _tree.per_leaf(group_axis, x, "group_axis"), strict=True)
-    ]
-    norms = _groups.group_sq_norms(leaves, axes, joint=joint)
+    groups = _groups.leaf_groups(leaves, _tree.per_leaf(group_axis, x, "group_axis"), joint=joint)
     out = []
-    for leaf, ax, lam, (sq_norm, size) in zip(leaves, axes, strengths, norms, strict=True):
+    for leaf, lam, (axis, sq_norm, size) in zip(leaves, strengths, groups, strict=True):
         norm = _tree.safe_sqrt(sq_norm)
         threshold = scaling * lam * jnp.sqrt(jnp.asarray(size, dtype=norm.dtype))
         keep = norm > threshold
         factor = jnp.where(keep, 1 - threshold / jnp.where(keep, norm, 1), 0)
-        out.append(leaf * _groups.expand_to_leaf(factor, leaf, ax).astype(leaf.dtype))
+        out.append(leaf * _groups.expand_to_leaf(factor, leaf, axis).astype(leaf.dtype))
     return jax.tree.unflatten(treedef, out)
 
 
