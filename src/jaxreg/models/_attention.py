@@ -40,9 +40,7 @@ def _check_qkv(q: jax.Array, k: jax.Array, v: jax.Array) -> None:
     if k.shape != v.shape:
         raise ValueError(f"k and v must have the same shape, got {k.shape} and {v.shape}")
     if q.shape[0] != k.shape[0] or q.shape[2:] != k.shape[2:]:
-        raise ValueError(
-            f"q {q.shape} and k {k.shape} must agree on batch, heads and head_dim"
-        )
+        raise ValueError(f"q {q.shape} and k {k.shape} must agree on batch, heads and head_dim")
 
 
 def dot_product_attention(

@@ -99,9 +99,7 @@ def mlp(
         for layer, layer_key in zip(params[:-1], layer_keys, strict=False):
             z = hidden @ layer["w"] + layer["b"]
             pre_activations.append(z)
-            hidden = apply_dropout(
-                activation(z), rate, layer_key, train=train, name="dropout_rate"
-            )
+            hidden = apply_dropout(activation(z), rate, layer_key, train=train, name="dropout_rate")
         output = hidden @ params[-1]["w"] + params[-1]["b"]
         if return_activations:
             return output, pre_activations

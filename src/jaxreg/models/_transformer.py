@@ -82,9 +82,7 @@ def transformer_classifier(
         (4, 2)
     """
     if num_blocks < 1 or mlp_ratio < 1:
-        raise ValueError(
-            f"num_blocks and mlp_ratio must be >= 1, got {num_blocks} and {mlp_ratio}"
-        )
+        raise ValueError(f"num_blocks and mlp_ratio must be >= 1, got {num_blocks} and {mlp_ratio}")
     check_rate(dropout_rate, "dropout_rate")
     attention = multi_head_attention(d_model, num_heads)
     hidden = mlp_ratio * d_model
