@@ -1,0 +1,309 @@
+"""glmnet-style plots of cross-validation curves and regularization paths.
+
+Matplotlib is an optional extra (``pip install jaxreg[plot]``), imported only when a function
+here is called. The functions build plain :class:`matplotlib.figure.Figure` objects (no pyplot
+state, nothing is shown), so they work headless, in notebooks and in the CLI alike; save one
+with ``figure.savefig("cv.png")``.
+
+The x-axis is log(λ), increasing left to right as in ``plot.cv.glmnet``; ``reverse=True`` flips
+it so that λ decreases left to right (the order a path is computed in, from the empty model to
+the least regularized one).
+
+References:
+  Friedman, Hastie & Tibshirani (2010), *Regularization Paths for Generalized Linear Models via
+  Coordinate Descent*, J. Stat. Softw. 33(1) (``plot.cv.glmnet`` and ``plot.glmnet``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["cv_curve", "path"]
+
+_SUMMARY_FIELDS = ("lambdas", "cvm", "cvup", "cvlo", "lambda_min", "lambda_1se")
+# glmnet labels at most about a dozen λ on the top axis; more would overlap.
+_MAX_TOP_TICKS = 12
+
+
+def cv_curve(
+    result: Any,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    ylabel: str | None = None,
+    reverse: bool = False,
+) -> Figure:
+    """Plot a cross-validation curve the way ``plot(cv.glmnet(...))`` does.
+
+    Red dots at the mean CV loss ``cvm`` for each λ, grey error bars from ``cvlo`` to ``cvup``
+    (``cvm ± cvsd``), dotted vertical lines at log λ_min and log λ_1se, and, when the result
+    knows them, the number of nonzero coefficients at each λ on a top axis. A λ with a
+    diverged fold (``cvm`` NaN) is left out of the curve.
+
+    Args:
+      result: a ``jaxreg.cv.CVSummary`` (fields ``lambdas, cvm, cvsd, cvup, cvlo, lambda_min,
+        lambda_1se, ...``), or an object with such a ``.summary`` and optionally ``.nonzeros``
+        ``[K]``, ``.loss_name`` (the y label) or ``.path`` (a linear path whose ``.coef``
+        ``[K, p]`` gives the nonzero counts) — the results of ``jaxreg.fit_path`` and
+        ``jaxreg.linear.cv_path``.
+      ax: axes to draw into; by default a new figure is made.
+      title: optional title.
+      ylabel: the y label; default ``result.loss_name`` or ``"CV loss"``.
+      reverse: if True, λ decreases from left to right.
+
+    Returns:
+      The :class:`matplotlib.figure.Figure` holding the plot.
+
+    Raises:
+      ImportError: if matplotlib is not installed.
+      TypeError: if ``result`` carries no CV summary.
+      ValueError: if the summary's arrays do not all have the shape ``[K]`` of ``lambdas`` or a
+        λ is not positive.
+
+    Example:
+      >>> import numpy as np
+      >>> from jaxreg import cv, plot
+      >>> lambdas = np.logspace(0, -3, 20)
+      >>> losses = (np.log10(lambdas) + 1.5) ** 2 + np.random.default_rng(0).random((5, 20))
+      >>> figure = plot.cv_curve(cv.summarize(losses, lambdas))
+      >>> figure.axes[0].get_xlabel()
+      'log(λ)'
+    """
+    summary = _summary_of(result)
+    if summary is None:
+        raise TypeError(
+            "result must be a CVSummary or have a .summary (fields "
+            f"{', '.join(_SUMMARY_FIELDS)}), got {type(result).__name__}"
+        )
+    lambdas = _vector(summary.lambdas, "summary.lambdas")
+    size = lambdas.shape[0]
+    cvm = _vector(summary.cvm, "summary.cvm", size)
+    cvup = _vector(summary.cvup, "summary.cvup", size)
+    cvlo = _vector(summary.cvlo, "summary.cvlo", size)
+    log_lambdas = _log(lambdas, "summary.lambdas")
+    figure, ax = _figure_and_axes(ax)
+
+    # Errors are drawn relative to cvm; NaN (diverged) points simply are not drawn.
+    below = np.where(np.isfinite(cvm), cvm - cvlo, 0.0)
+    above = np.where(np.isfinite(cvm), cvup - cvm, 0.0)
+    ax.errorbar(
+        log_lambdas,
+        cvm,
+        yerr=np.vstack([below, above]),
+        fmt="o",
+        color="red",
+        markersize=4,
+        ecolor="darkgrey",
+        elinewidth=1.2,
+        capsize=2.5,
+        zorder=3,
+    )
+    _mark_selection(ax, summary)
+    counts = _nonzero_counts(result, size)
+    if counts is not None:
+        _top_count_axis(ax, log_lambdas, counts)
+    loss_name = getattr(result, "loss_name", None)
+    ax.set_ylabel(ylabel or loss_name or "CV loss")
+    _finish(ax, title, reverse)
+    return figure
+
+
+def path(
+    result: Any,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    ylabel: str | None = None,
+    labels: Sequence[str] | None = None,
+    reverse: bool = False,
+) -> Figure:
+    """Plot a regularization path against log(λ), like ``plot(glmnet(...), xvar="lambda")``.
+
+    One line per coefficient for a linear path (``.coef`` ``[K, p]``), or one line per weight
+    norm for a neural network's path (``.norms`` ``[K, m]``, labelled by ``.norm_labels`` when
+    present). The number of nonzero coefficients per λ goes on a top axis (counted from
+    ``.coef``, or taken from ``.nonzeros``). When the result carries a CV summary, dotted lines
+    mark λ_min and λ_1se.
+
+    Args:
+      result: an object with ``.lambdas`` ``[K]`` and ``.coef`` ``[K, p]`` (``jaxreg.linear.path``)
+        or ``.norms`` ``[K, m]`` (``jaxreg.fit_path``), optionally ``.summary`` and
+        ``.nonzeros``; or a CV result whose ``.path`` holds such a path (``linear.cv_path``).
+      ax: axes to draw into; by default a new figure is made.
+      title: optional title.
+      ylabel: the y label; default ``"coefficient"`` or ``"norm"``.
+      labels: a legend label per line (e.g. feature names); default ``.norm_labels`` for norm
+        paths, no legend for coefficients.
+      reverse: if True, λ decreases from left to right.
+
+    Returns:
+      The :class:`matplotlib.figure.Figure` holding the plot.
+
+    Raises:
+      ImportError: if matplotlib is not installed.
+      TypeError: if ``result`` has neither ``.coef`` nor ``.norms``.
+      ValueError: for shapes that do not match ``lambdas`` ``[K]``, a wrong number of
+        ``labels`` or a λ that is not positive.
+
+    Example:
+      >>> import numpy as np
+      >>> from types import SimpleNamespace
+      >>> from jaxreg import plot
+      >>> lambdas = np.logspace(0, -2, 30)
+      >>> coef = np.maximum(0.0, 1.0 - lambdas[:, None] / [1.0, 0.3, 0.1]) * [1.0, -2.0, 0.5]
+      >>> figure = plot.path(SimpleNamespace(lambdas=lambdas, coef=coef))
+      >>> len(figure.axes[0].lines)
+      3
+    """
+    source = result
+    inner = getattr(result, "path", None)
+    if inner is not None and (hasattr(inner, "coef") or hasattr(inner, "norms")):
+        source = inner
+    lambdas = getattr(source, "lambdas", None)
+    if lambdas is None:
+        lambdas = getattr(result, "lambdas", None)
+    if lambdas is None:
+        raise TypeError(f"result must have .lambdas [K], got {type(result).__name__}")
+    lambdas = _vector(lambdas, "lambdas")
+    size = lambdas.shape[0]
+    coef = getattr(source, "coef", None)
+    if coef is not None:
+        values = _matrix(coef, "coef", size)
+        default_ylabel = "coefficient"
+        counts = _nonzero_counts(result, size)
+        if counts is None:
+            counts = np.count_nonzero(values, axis=1)
+    elif getattr(source, "norms", None) is not None:
+        values = _matrix(source.norms, "norms", size)
+        default_ylabel = "norm"
+        labels = labels if labels is not None else getattr(source, "norm_labels", None)
+        counts = _nonzero_counts(result, size)
+    else:
+        raise TypeError(
+            "result must have .coef [K, p] or .norms [K, m] (or a .path holding them), "
+            f"got {type(result).__name__}"
+        )
+    if labels is not None and len(labels) != values.shape[1]:
+        raise ValueError(
+            f"labels must have one entry per line ({values.shape[1]}), got {len(labels)}"
+        )
+    log_lambdas = _log(lambdas, "lambdas")
+    figure, ax = _figure_and_axes(ax)
+    lines = ax.plot(log_lambdas, values, linewidth=1.2)
+    if labels is not None:
+        for line, label in zip(lines, labels, strict=True):
+            line.set_label(str(label))
+        ax.legend(fontsize="small", loc="best")
+    summary = _summary_of(result)
+    if summary is not None:
+        _mark_selection(ax, summary)
+    if counts is not None:
+        _top_count_axis(ax, log_lambdas, counts)
+    ax.set_ylabel(ylabel or default_ylabel)
+    _finish(ax, title, reverse)
+    return figure
+
+
+def _figure_and_axes(ax: Axes | None) -> tuple[Figure, Axes]:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ImportError(
+            "jaxreg.plot needs matplotlib: pip install jaxreg[plot] (or pip install matplotlib)"
+        ) from err
+    if ax is None:
+        figure = Figure(figsize=(6.4, 4.4), layout="constrained")
+        return figure, figure.add_subplot()
+    figure = ax.figure
+    while not isinstance(figure, Figure):  # axes inside a SubFigure: return the root figure
+        figure = figure.figure
+    return figure, ax
+
+
+def _summary_of(result: Any) -> Any:
+    if all(hasattr(result, field) for field in _SUMMARY_FIELDS):
+        return result
+    summary = getattr(result, "summary", None)
+    if summary is not None and all(hasattr(summary, field) for field in _SUMMARY_FIELDS):
+        return summary
+    return None
+
+
+def _vector(value: Any, name: str, size: int | None = None) -> np.ndarray:
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim != 1 or (size is not None and array.shape[0] != size):
+        expected = "[K]" if size is None else f"[{size}] (one per λ)"
+        raise ValueError(f"{name} must have shape {expected}, got {array.shape}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} is empty")
+    return array
+
+
+def _matrix(value: Any, name: str, size: int) -> np.ndarray:
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim != 2 or array.shape[0] != size:
+        raise ValueError(f"{name} must have shape [{size}, p] (one row per λ), got {array.shape}")
+    return array
+
+
+def _log(lambdas: np.ndarray, name: str) -> np.ndarray:
+    if not np.all(np.isfinite(lambdas)) or np.any(lambdas <= 0):
+        raise ValueError(f"{name} must be finite and > 0 to plot log(λ), got {lambdas}")
+    return np.log(lambdas)
+
+
+def _nonzero_counts(result: Any, size: int) -> np.ndarray | None:
+    counts = getattr(result, "nonzeros", None)
+    if counts is None:
+        coef = getattr(getattr(result, "path", None), "coef", None)
+        if coef is None:
+            return None
+        counts = np.count_nonzero(_matrix(coef, "path.coef", size), axis=1)
+    return _vector(counts, "nonzeros", size).astype(np.int64)
+
+
+def _mark_selection(ax: Axes, summary: Any) -> None:
+    for value, label in ((summary.lambda_min, "λ_min"), (summary.lambda_1se, "λ_1se")):
+        value = float(value)
+        if not np.isfinite(value) or value <= 0:
+            continue  # e.g. every λ diverged: nothing was selected
+        x = np.log(value)
+        ax.axvline(x, linestyle=":", color="black", linewidth=1.0, gid=label)
+        # Axes-fraction y keeps the label inside the top edge whatever the data range.
+        ax.text(
+            x,
+            0.98,
+            f" {label}",
+            transform=ax.get_xaxis_transform(),
+            rotation=90,
+            ha="right",
+            va="top",
+            fontsize="small",
+            color="dimgrey",
+        )
+
+
+def _top_count_axis(ax: Axes, log_lambdas: np.ndarray, counts: np.ndarray) -> None:
+    top = ax.secondary_xaxis("top")
+    order = np.argsort(log_lambdas)
+    positions = np.linspace(0, len(order) - 1, min(len(order), _MAX_TOP_TICKS))
+    shown = order[np.unique(positions.round().astype(int))]
+    top.set_xticks(log_lambdas[shown], labels=[str(int(counts[i])) for i in shown])
+    top.tick_params(labelsize="small")
+    top.set_xlabel("nonzeros", fontsize="small")
+
+
+def _finish(ax: Axes, title: str | None, reverse: bool) -> None:
+    ax.set_xlabel("log(λ)")
+    if title is not None:
+        ax.set_title(title)
+    if reverse:
+        ax.invert_xaxis()
+    ax.grid(alpha=0.25)
