@@ -1,8 +1,573 @@
-"""optax transforms (placeholder: being written)."""
+r"""optax gradient transformations: a regularizer's gradient and its proximal step.
+
+Two kinds of transform, placed differently in an ``optax.chain``:
+
+* :func:`add_l1_sign` adds the L1 subgradient λ·sign(θ) to the updates. Like
+  ``optax.add_decayed_weights`` it acts on *gradients*, so it goes before the step that scales by
+  the learning rate.
+* :func:`prox_l1`, :func:`prox_elastic_net`, :func:`prox_group_lasso` (proximal steps) and
+  :func:`clip_params`, :func:`max_norm` (projections) go **last** in a chain. They see the final
+  update u and return u′ with θ + u′ = prox(θ + u); ``optax.apply_updates`` then lands the
+  parameters exactly on the proximal point (exact zeros for the sparse penalties, exactly inside
+  the set for projections). A transform after them would move the parameters off that point.
+
+optax updates are *added* to the parameters and ``optax.sgd(lr)`` produces u = −lr·g, so the
+proximal gradient step (ISTA) θ ← prox_{lr·R}(θ − lr·g) is
+
+>>> import jax.numpy as jnp
+>>> import numpy as np
+>>> import optax
+>>> import jaxreg
+>>> params = {"w": jnp.array([[0.5, -0.02], [0.3, 0.01]]), "b": jnp.array([0.1, -0.1])}
+>>> grads = {"w": jnp.array([[0.1, 0.1], [-0.2, 0.0]]), "b": jnp.array([0.0, 0.0])}
+>>> lr = 0.1
+>>> ista = optax.chain(optax.sgd(lr), jaxreg.prox_l1(0.5, step_size=lr))
+>>> updates, _ = ista.update(grads, ista.init(params), params)
+>>> print(np.asarray(optax.apply_updates(params, updates)["w"]).round(3))
+[[0.44 0.  ]
+ [0.27 0.  ]]
+
+with ``step_size`` equal to the learning rate (pass the same schedule to both when the learning
+rate is scheduled: both count the same steps). With Adam, ``chain(optax.adam(lr),
+prox_l1(λ, lr))`` is the usual heuristic proximal Adam (the prox ignores Adam's preconditioner).
+
+**Recipes where optax already has the piece** (jaxreg does not rewrite them):
+
+* Gradient clipping (the seeds' "clip gradients to [−L, L]") is ``optax.clip(L)``, or
+  ``optax.clip_by_global_norm``; parameter clipping to [−c, c] is :func:`clip_params`, last. The
+  seeds' "hard regularization" with an L2 term, done right (seed 002 clipped only gradients):
+
+  >>> hard = optax.chain(
+  ...     optax.clip(1.0),                    # gradients into [-1, 1]
+  ...     optax.add_decayed_weights(1e-2),    # + λθ: the L2 penalty's gradient
+  ...     optax.sgd(lr),
+  ...     jaxreg.clip_params(-0.4, 0.4),      # parameters into [-0.4, 0.4], last
+  ... )
+  >>> updates, _ = hard.update(grads, hard.init(params), params)
+  >>> print(np.asarray(optax.apply_updates(params, updates)["w"]).round(3))
+  [[ 0.4  -0.03]
+   [ 0.32  0.01]]
+
+* Weight decay: ``optax.add_decayed_weights(λ)`` adds λθ, the gradient of
+  ``jaxreg.penalties.l2(params, λ)`` = (λ/2)‖θ‖². Before the optimizer's scaling it is the L2
+  penalty in the loss (coupled); after ``optax.scale_by_adam`` it is decoupled weight decay
+  (AdamW). The seeds' λ/(2m)·Σθ² term is strength λ/m; a λ·Σθ² term is strength 2λ.
+* Masks: every jaxreg transform takes ``mask=`` (a pytree of bools or a callable such as
+  :func:`jaxreg.masks.weights_only`); ``optax.masked(transform, mask)`` works as well.
+* Coupled vs decoupled L1 with Adam: ``add_l1_sign`` before ``optax.scale_by_adam`` puts λ·sign θ
+  into the gradient that Adam normalizes (coupled; what the seeds do: their update is
+  w ← w − lr·(∂loss/∂w + λ·sign w), with a λ/(2m)·Σ|θ| term being strength λ/(2m)); after it the
+  sign term bypasses Adam's normalization (decoupled):
+
+  >>> coupled = optax.chain(jaxreg.add_l1_sign(1e-3), optax.adam(1e-2))
+  >>> decoupled = optax.chain(
+  ...     optax.scale_by_adam(), jaxreg.add_l1_sign(1e-3), optax.scale_by_learning_rate(1e-2))
+
+* Hyperparameters in the optimizer state, changeable between steps without recompiling
+  (``mask``, ``group_axis`` and ``axis`` are structure, so name them in ``static_args`` when
+  given):
+
+  >>> tx = optax.chain(
+  ...     optax.sgd(lr),
+  ...     optax.inject_hyperparams(jaxreg.prox_l1)(strength=0.5, step_size=lr),
+  ... )
+  >>> state = tx.init(params)
+  >>> state[1].hyperparams["strength"] = jnp.asarray(0.0)   # switch the penalty off
+  >>> updates, state = tx.update(grads, state, params)
+  >>> print(np.asarray(optax.apply_updates(params, updates)["w"]).round(3))
+  [[ 0.49 -0.03]
+   [ 0.32  0.01]]
+
+Every hyperparameter may be a Python float, an array or a traced value (build the transform
+inside a ``jax.vmap``-ed function to train a whole grid of strengths at once); ``strength`` and
+``step_size`` may also be schedules ``count -> value`` (``optax.ScalarOrSchedule``), evaluated
+at the transform's own step count. Concrete values are validated when the transform is built.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxreg import _tree, prox
+
+PyTree = Any
+Mask = PyTree | Callable[[PyTree], PyTree] | None
+
+__all__ = [
+    "ScheduleState",
+    "add_l1_sign",
+    "prox_l1",
+    "prox_elastic_net",
+    "prox_group_lasso",
+    "clip_params",
+    "max_norm",
+]
 
 
-def _todo(*args, **kwargs):
-    raise NotImplementedError
+class ScheduleState(NamedTuple):
+    """State of the jaxreg transforms: the number of updates so far, read by schedules."""
+
+    count: jax.Array
 
 
-add_l1_sign = prox_l1 = prox_elastic_net = prox_group_lasso = clip_params = max_norm = _todo
+
+# A hyperparameter: (value or schedule, check for concrete values, may be one value per leaf).
+_Hyper = tuple[Any, Callable[[Any, str], None] | None, bool]
+# (selected update leaves, their param leaves, hyperparameters at this step, with per-leaf ones
+# already narrowed to the selected leaves) -> new update leaves.
+_LeafRule = Callable[[list[jax.Array], list[jax.Array], dict[str, Any]], list[jax.Array]]
+
+
+def _for_selected(value: Any, params: PyTree, indices: Sequence[int], name: str) -> Any:
+    """A single value stays single (shared by all leaves); a pytree matching ``params`` (one
+    value per leaf) becomes the list of its entries for the selected leaves."""
+    if jax.tree.structure(value) == jax.tree.structure(0):
+        return value
+    values = _tree.per_leaf(value, params, name)
+    return [values[i] for i in indices]
+
+
+def _broadcast(value: Any, count: int) -> list[Any]:
+    return value if isinstance(value, list) else [value] * count
+
+
+def _transform(
+    name: str,
+    rule: _LeafRule,
+    hyperparams: dict[str, _Hyper],
+    mask: Mask,
+    check_params: Callable[[list[jax.Array], list[int], PyTree], None] | None = None,
+) -> optax.GradientTransformation:
+    """A transform applying ``rule`` to the leaves selected by ``mask``; the others pass through.
+
+    Concrete hyperparameters are validated here, when the transform is built; a schedule is
+    called with the step count and its value validated (when concrete) at each update.
+    """
+    for key, (value, check, _) in hyperparams.items():
+        if check is not None and not callable(value):
+            check(value, key)
+
+    def selected_indices(params: PyTree) -> list[int]:
+        selected = _tree.resolve_mask(mask, params)
+        if selected is None:
+            return list(range(len(jax.tree.leaves(params))))
+        return [i for i, keep in enumerate(selected) if keep]
+
+    def values_at(count: jax.Array, params: PyTree, indices: list[int]) -> dict[str, Any]:
+        values = {}
+        for key, (value, check, one_per_leaf) in hyperparams.items():
+            if callable(value):
+                value = value(count)
+                if check is not None:
+                    check(value, key)
+            values[key] = _for_selected(value, params, indices, key) if one_per_leaf else value
+        return values
+
+    def init_fn(params: PyTree) -> ScheduleState:
+        indices = selected_indices(params)
+        count = jnp.zeros([], jnp.int32)
+        values_at(count, params, indices)  # per-leaf values must match params: fail early
+        if check_params is not None:
+            leaves = jax.tree.leaves(params)
+            check_params([leaves[i] for i in indices], indices, params)
+        return ScheduleState(count=count)
+
+    def update_fn(
+        updates: PyTree, state: ScheduleState, params: PyTree | None = None
+    ) -> tuple[PyTree, ScheduleState]:
+        if params is None:
+            raise ValueError(
+                f"jaxreg.{name} needs the current parameters: call "
+                "update(updates, state, params) (an optax.chain passes them on)."
+            )
+        update_leaves, treedef = jax.tree.flatten(updates)
+        param_leaves = treedef.flatten_up_to(params)
+        indices = selected_indices(params)
+        new = rule(
+            [update_leaves[i] for i in indices],
+            [param_leaves[i] for i in indices],
+            values_at(state.count, params, indices),
+        )
+        out = list(update_leaves)
+        for i, leaf in zip(indices, new, strict=True):
+            out[i] = leaf
+        return treedef.unflatten(out), ScheduleState(count=optax.safe_increment(state.count))
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def _landing(project: Callable[[list[jax.Array], dict[str, Any]], list[jax.Array]]) -> _LeafRule:
+    """Rule for proximal steps and projections: u′ = project(θ + u) − θ, in the update's dtype.
+
+    Where the projection is exactly zero, θ + u′ = θ − θ is exactly zero too.
+    """
+
+    def rule(updates, params, values):
+        landed = project([p + u for u, p in zip(updates, params, strict=True)], values)
+        return [(x - p).astype(u.dtype) for x, p, u in zip(landed, params, updates, strict=True)]
+
+    return rule
+
+
+def add_l1_sign(
+    strength: optax.ScalarOrSchedule | PyTree, *, mask: Mask = None
+) -> optax.GradientTransformation:
+    r"""Add the L1 subgradient to the updates (the seeds' "sign-L1").
+
+    .. math::
+        u \leftarrow u + \lambda\,\operatorname{sign}(\theta)
+
+    the (sub)gradient of ``jaxreg.penalties.l1(params, λ)`` = λΣ|θ|. Place it where the updates
+    are still gradients: before ``optax.sgd``/``optax.adam`` (coupled, L1 in the gradient, as
+    the seeds do; their λ/(2m)·Σ|θ| term is strength λ/(2m)), or between
+    ``optax.scale_by_adam`` and ``optax.scale_by_learning_rate`` (decoupled). Parameters
+    oscillate around zero rather than landing on it; for exact zeros use :func:`prox_l1`.
+
+    Args:
+        strength: λ ≥ 0; a scalar, a schedule ``count -> λ``, or a pytree matching params
+            (one λ per leaf).
+        mask: a pytree of bools matching params, or a callable ``params -> mask``; leaves
+            marked False pass through unchanged.
+
+    Returns:
+        An ``optax.GradientTransformation`` whose ``update`` needs ``params``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import numpy as np
+        >>> import optax
+        >>> import jaxreg
+        >>> params = jnp.array([0.5, -0.2, 0.0])
+        >>> grads = jnp.array([0.1, 0.1, 0.1])
+        >>> tx = optax.chain(jaxreg.add_l1_sign(0.2), optax.sgd(0.5))
+        >>> updates, _ = tx.update(grads, tx.init(params), params)
+        >>> print(np.asarray(optax.apply_updates(params, updates)).round(3))
+        [ 0.35 -0.15 -0.05]
+    """
+
+    def rule(updates, params, values):
+        lams = _broadcast(values["strength"], len(updates))
+        return [
+            u + _tree.as_leaf_dtype(lam, u) * jnp.sign(p).astype(u.dtype)
+            for u, p, lam in zip(updates, params, lams, strict=True)
+        ]
+
+    return _transform(
+        "add_l1_sign", rule, {"strength": (strength, _tree.check_nonnegative, True)}, mask
+    )
+
+
+
+def prox_l1(
+    strength: optax.ScalarOrSchedule | PyTree,
+    step_size: optax.ScalarOrSchedule,
+    *,
+    mask: Mask = None,
+) -> optax.GradientTransformation:
+    r"""Proximal step of the L1 penalty λ‖θ‖₁ (soft thresholding); goes last in a chain.
+
+    .. math::
+        \theta + u' = \operatorname{prox}_{s\lambda\|\cdot\|_1}(\theta + u)
+                    = \operatorname{sign}(\theta + u)\max(|\theta + u| - s\lambda, 0)
+
+    ``chain(optax.sgd(lr), prox_l1(λ, lr))`` is ISTA, proximal gradient descent on
+    loss + λ‖θ‖₁: entries smaller than sλ become exactly zero.
+
+    Place it **last**: it must see the final update u to land θ + u on the proximal point, and
+    anything after it would move the parameters off that point (and off exact zero).
+
+    Args:
+        strength: λ ≥ 0; a scalar, a schedule ``count -> λ``, or a pytree matching params.
+        step_size: s > 0, the step of the preceding gradient step (the learning rate); a scalar
+            or a schedule.
+        mask: a pytree of bools matching params, or a callable ``params -> mask``; leaves
+            marked False pass through unchanged.
+
+    Returns:
+        An ``optax.GradientTransformation`` whose ``update`` needs ``params``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import numpy as np
+        >>> import optax
+        >>> import jaxreg
+        >>> params = jnp.array([1.0, 0.05, -0.5])
+        >>> grads = jnp.array([0.0, 0.1, 1.0])
+        >>> tx = optax.chain(optax.sgd(0.1), jaxreg.prox_l1(1.0, step_size=0.1))
+        >>> updates, _ = tx.update(grads, tx.init(params), params)
+        >>> print(np.asarray(optax.apply_updates(params, updates)).round(3))
+        [ 0.9  0.  -0.5]
+    """
+
+    def project(targets, values):
+        return prox.l1(targets, values["strength"], values["step_size"])
+
+    return _transform(
+        "prox_l1",
+        _landing(project),
+        {
+            "strength": (strength, _tree.check_nonnegative, True),
+            "step_size": (step_size, _tree.check_positive, False),
+        },
+        mask,
+    )
+
+
+def prox_elastic_net(
+    strength: optax.ScalarOrSchedule | PyTree,
+    l1_ratio: Any,
+    step_size: optax.ScalarOrSchedule,
+    *,
+    mask: Mask = None,
+) -> optax.GradientTransformation:
+    r"""Proximal step of the elastic net λ(ρ‖θ‖₁ + (1−ρ)/2 ‖θ‖²); goes last in a chain.
+
+    .. math::
+        \theta + u' = \frac{\operatorname{sign}(x)\max(|x| - s\lambda\rho, 0)}
+                           {1 + s\lambda(1-\rho)}, \qquad x = \theta + u
+
+    The objective convention is scikit-learn's ``ElasticNet`` (``alpha`` = λ, ``l1_ratio`` = ρ).
+    Place it **last**: it must see the final update to land θ + u on the proximal point, and
+    anything after it would move the parameters off it.
+
+    Args:
+        strength: λ ≥ 0; a scalar, a schedule ``count -> λ``, or a pytree matching params.
+        l1_ratio: ρ in [0, 1] (1 is :func:`prox_l1`, 0 is the prox of the L2 penalty).
+        step_size: s > 0, the learning rate of the preceding gradient step; a scalar or a
+            schedule.
+        mask: a pytree of bools matching params, or a callable ``params -> mask``.
+
+    Returns:
+        An ``optax.GradientTransformation`` whose ``update`` needs ``params``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import numpy as np
+        >>> import optax
+        >>> import jaxreg
+        >>> params = jnp.array([3.0, 0.2])
+        >>> tx = optax.chain(optax.sgd(1.0), jaxreg.prox_elastic_net(2.0, 0.5, step_size=1.0))
+        >>> updates, _ = tx.update(jnp.zeros(2), tx.init(params), params)
+        >>> print(np.asarray(optax.apply_updates(params, updates)).round(3))
+        [1. 0.]
+    """
+
+    def project(targets, values):
+        return prox.elastic_net(
+            targets, values["strength"], values["l1_ratio"], values["step_size"]
+        )
+
+    return _transform(
+        "prox_elastic_net",
+        _landing(project),
+        {
+            "strength": (strength, _tree.check_nonnegative, True),
+            "l1_ratio": (l1_ratio, _tree.check_unit_interval, False),
+            "step_size": (step_size, _tree.check_positive, False),
+        },
+        mask,
+    )
+
+
+def _static_axes(group_axis: Any, params: PyTree, indices: Sequence[int]) -> Any:
+    """``group_axis`` for the selected leaves, checked to be Python ints (it is structure)."""
+    axes = _broadcast(_for_selected(group_axis, params, indices, "group_axis"), len(indices))
+    for axis in axes:
+        if isinstance(axis, bool):
+            raise TypeError(f"group_axis must be an int, got {axis!r}")
+        try:
+            operator.index(axis)
+        except TypeError:
+            raise TypeError(
+                f"group_axis must be a Python int (or a pytree of ints), got {axis!r}; with "
+                "optax.inject_hyperparams pass static_args=('group_axis',)"
+            ) from None
+    return [operator.index(axis) for axis in axes]
+
+
+def prox_group_lasso(
+    strength: optax.ScalarOrSchedule | PyTree,
+    step_size: optax.ScalarOrSchedule,
+    *,
+    group_axis: Any = None,
+    axis: Any = None,
+    joint: bool = False,
+    mask: Mask = None,
+) -> optax.GradientTransformation:
+    r"""Proximal step of the group lasso λ Σ_g √|g| ‖θ_g‖₂ (block soft thresholding); goes last.
+
+    .. math::
+        (\theta + u')_g = x_g \max\Big(0,\ 1 - \frac{s\lambda\sqrt{|g|}}{\|x_g\|_2}\Big),
+        \qquad x = \theta + u
+
+    A group is the slice of a leaf at one index of ``group_axis`` (``group_axis=1`` of
+    ``W[in, out]``: one group per output unit, so whole units are switched off). With
+    ``joint=True`` slice g of every selected leaf together forms group g (one attention head's
+    query, key, value and output weights); with a ``mask`` the joint groups are formed over the
+    selected leaves only. Whole groups become exactly zero.
+
+    Place it **last**: it must see the final update to land θ + u on the proximal point, and
+    anything after it would move the parameters off it.
+
+    Args:
+        strength: λ ≥ 0; a scalar or a schedule (or, when ``joint=False``, a pytree matching
+            params).
+        step_size: s > 0, the learning rate of the preceding gradient step; a scalar or a
+            schedule.
+        group_axis: the axis indexing the groups; an int or a pytree of ints matching params.
+        axis: alias of ``group_axis`` (the spelling in SPEC §2); give one of the two.
+        joint: join slice g of all selected leaves into one group.
+        mask: a pytree of bools matching params, or a callable ``params -> mask``.
+
+    Returns:
+        An ``optax.GradientTransformation`` whose ``update`` needs ``params``.
+
+    Raises:
+        TypeError: if both or neither of ``group_axis`` and ``axis`` are given.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import numpy as np
+        >>> import optax
+        >>> import jaxreg
+        >>> w = jnp.array([[3.0, 0.1], [4.0, 0.1]])   # two groups (columns) of two
+        >>> tx = optax.chain(optax.sgd(1.0), jaxreg.prox_group_lasso(1.0, 1.0, group_axis=1))
+        >>> updates, _ = tx.update(jnp.zeros_like(w), tx.init(w), w)
+        >>> print(np.asarray(optax.apply_updates(w, updates)).round(3))
+        [[2.151 0.   ]
+         [2.869 0.   ]]
+    """
+    if group_axis is not None and axis is not None:
+        raise TypeError("prox_group_lasso: give group_axis or its alias axis, not both")
+    if group_axis is None:
+        group_axis = axis
+    if group_axis is None:
+        raise TypeError("prox_group_lasso: group_axis is required (the axis indexing the groups)")
+    if not isinstance(joint, bool):
+        raise TypeError(f"joint must be a bool, got {joint!r}")
+
+    def check_params(leaves, indices, params):
+        axes = _static_axes(group_axis, params, indices)
+        # Shapes only: catches an axis out of range or joint groups of different counts now.
+        jax.eval_shape(
+            lambda xs: prox.group_lasso(xs, 0.0, 1.0, group_axis=axes, joint=joint), leaves
+        )
+
+    def rule(updates, params, values):
+        # The full tree's group_axis was narrowed to the selected leaves like the strengths.
+        axes = _broadcast(values["group_axis"], len(updates))
+
+        def project(targets, values):
+            return prox.group_lasso(
+                targets, values["strength"], values["step_size"], group_axis=axes, joint=joint
+            )
+
+        return _landing(project)(updates, params, values)
+
+    return _transform(
+        "prox_group_lasso",
+        rule,
+        {
+            "strength": (strength, _tree.check_nonnegative, True),
+            "step_size": (step_size, _tree.check_positive, False),
+            "group_axis": (group_axis, None, True),
+        },
+        mask,
+        check_params,
+    )
+
+
+def clip_params(lower: Any, upper: Any, *, mask: Mask = None) -> optax.GradientTransformation:
+    r"""Keep parameters in the box [lower, upper] (the seeds' "hard regularization"); goes last.
+
+    .. math::
+        \theta + u' = \min(\max(\theta + u,\ a),\ b)
+
+    This clips **parameters**. Clipping *gradients* to [−L, L] is ``optax.clip(L)`` (or
+    ``optax.clip_by_global_norm``), placed first; seed 002 clipped gradients and never the
+    parameters, although its text says it does. Place ``clip_params`` **last**: it must see the
+    final update to land θ + u inside the box, and anything after it could move the parameters
+    out again.
+
+    Args:
+        lower: a, a scalar or a pytree matching params.
+        upper: b ≥ a, a scalar or a pytree matching params.
+        mask: a pytree of bools matching params, or a callable ``params -> mask``.
+
+    Returns:
+        An ``optax.GradientTransformation`` whose ``update`` needs ``params``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import numpy as np
+        >>> import optax
+        >>> import jaxreg
+        >>> params = jnp.array([0.9, -0.5, 0.0])
+        >>> grads = jnp.array([-2.0, 1.0, 0.5])
+        >>> tx = optax.chain(optax.sgd(0.1), jaxreg.clip_params(-1.0, 1.0))
+        >>> updates, _ = tx.update(grads, tx.init(params), params)
+        >>> print(np.asarray(optax.apply_updates(params, updates)).round(3))
+        [ 1.  -0.6 -0.05]
+    """
+    _tree.check_bounds(lower, upper)
+
+    def project(targets, values):
+        return prox.box(targets, values["lower"], values["upper"])
+
+    return _transform(
+        "clip_params",
+        _landing(project),
+        {"lower": (lower, None, True), "upper": (upper, None, True)},
+        mask,
+    )
+
+
+def max_norm(
+    max_value: Any, *, axis: int | Sequence[int] = 0, mask: Mask = None
+) -> optax.GradientTransformation:
+    r"""Keep each unit's norm at most c (Keras' ``MaxNorm`` constraint); goes last in a chain.
+
+    .. math::
+        (\theta + u')_k = x_k \min\Big(1, \frac{c}{\|x_k\|_2}\Big), \qquad x = \theta + u
+
+    the norm taken over ``axis``: ``axis=0`` of ``W[in, out]`` gives one norm per output unit k,
+    as in Keras. Usually combined with ``mask=jaxreg.masks.weights_only`` so biases are left
+    alone. Place it **last**: it must see the final update to land θ + u inside the set, and
+    anything after it could move the parameters out again.
+
+    Args:
+        max_value: c ≥ 0, a scalar or a pytree matching params.
+        axis: the axis or axes the norm is taken over.
+        mask: a pytree of bools matching params, or a callable ``params -> mask``.
+
+    Returns:
+        An ``optax.GradientTransformation`` whose ``update`` needs ``params``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import numpy as np
+        >>> import optax
+        >>> import jaxreg
+        >>> w = jnp.array([[3.0, 0.3], [4.0, 0.4]])
+        >>> tx = optax.chain(optax.sgd(0.1), jaxreg.max_norm(1.0, axis=0))
+        >>> updates, _ = tx.update(jnp.zeros_like(w), tx.init(w), w)
+        >>> print(np.asarray(optax.apply_updates(w, updates)).round(3))
+        [[0.6 0.3]
+         [0.8 0.4]]
+    """
+
+    def project(targets, values):
+        return prox.max_norm(targets, values["max_value"], axis=axis)
+
+    return _transform(
+        "max_norm",
+        _landing(project),
+        {"max_value": (max_value, _tree.check_nonnegative, True)},
+        mask,
+    )
