@@ -200,7 +200,8 @@ def path(
     if labels is not None:
         for line, label in zip(lines, labels, strict=True):
             line.set_label(str(label))
-        ax.legend(fontsize="small", loc="best")
+        # Outside the axes: a path fills the whole plot, so any inside spot hides some lines.
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     summary = _summary_of(result)
     if summary is not None:
         _mark_selection(ax, summary)
@@ -270,12 +271,16 @@ def _nonzero_counts(result: Any, size: int) -> np.ndarray | None:
 
 
 def _mark_selection(ax: Axes, summary: Any) -> None:
-    for value, label in ((summary.lambda_min, "λ_min"), (summary.lambda_1se, "λ_1se")):
+    marks = (
+        (summary.lambda_min, "lambda_min", r"$\lambda_{\min}$"),
+        (summary.lambda_1se, "lambda_1se", r"$\lambda_{\mathrm{1se}}$"),
+    )
+    for value, name, label in marks:
         value = float(value)
         if not np.isfinite(value) or value <= 0:
             continue  # e.g. every λ diverged: nothing was selected
         x = np.log(value)
-        ax.axvline(x, linestyle=":", color="black", linewidth=1.0, gid=label)
+        ax.axvline(x, linestyle=":", color="black", linewidth=1.0, gid=name)
         # Axes-fraction y keeps the label inside the top edge whatever the data range.
         ax.text(
             x,
