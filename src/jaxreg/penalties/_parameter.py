@@ -43,8 +43,14 @@ def _upcast(leaf: jax.Array) -> jax.Array:
     return leaf.astype(_tree.accumulation_dtype(leaf))
 
 
+def _abs(x: jax.Array) -> jax.Array:
+    # |x| written as x·sign(x) so that its derivative is sign(x), 0 at exactly 0 (jnp.abs has
+    # derivative 1 there, which would push exact zeros of a sparse solution off zero).
+    return x * jnp.sign(x)
+
+
 def _abs_sum(leaf: jax.Array) -> jax.Array:
-    return jnp.sum(jnp.abs(leaf))
+    return jnp.sum(_abs(leaf))
 
 
 def _half_sq_sum(leaf: jax.Array) -> jax.Array:
@@ -256,9 +262,9 @@ def _matrix_norm(matrix: jax.Array, ord: Any) -> jax.Array:
     if ord == "fro":
         return _tree.safe_norm(matrix)
     if ord == 1:
-        return jnp.max(jnp.sum(jnp.abs(matrix), axis=0))
+        return jnp.max(jnp.sum(_abs(matrix), axis=0))
     if ord == math.inf:
-        return jnp.max(jnp.sum(jnp.abs(matrix), axis=1))
+        return jnp.max(jnp.sum(_abs(matrix), axis=1))
     # Singular values only (no U, V in the output): their derivative u_i v_iᵀ stays finite
     # even for zero or repeated singular values, unlike a gradient through the full SVD.
     singular_values = jnp.linalg.svd(matrix, compute_uv=False)
