@@ -178,8 +178,12 @@ def test_run_traces_once_and_new_values_do_not_retrace(trace_counter):
     new_grid = {"lam": GRID["lam"] + 0.5, "lr": GRID["lr"] * 0.5}
     second = sweep.run(train, new_grid, key=jax.random.key(1))
     assert train.count == 1
-    assert_tree_close(second["w"][4], single_training(member(new_grid, 4), jax.random.key(1))["w"],
-                      rtol=1e-5, atol=1e-6)
+    assert_tree_close(
+        second["w"][4],
+        single_training(member(new_grid, 4), jax.random.key(1))["w"],
+        rtol=1e-5,
+        atol=1e-6,
+    )
     assert not np.allclose(first["w"], second["w"])
 
 
@@ -192,8 +196,9 @@ def test_run_in_batches_pads_the_last_batch_and_compiles_once(trace_counter):
     assert batched["w"].shape == (5, 2)
     whole = sweep.run(ridge_training, grid, key=key)
     assert_tree_close(batched, whole, rtol=1e-6, atol=1e-7)
-    assert_tree_close(batched["w"][4], single_training(member(grid, 4), key)["w"], rtol=1e-5,
-                      atol=1e-6)
+    assert_tree_close(
+        batched["w"][4], single_training(member(grid, 4), key)["w"], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_run_passes_hyperparameters_as_0d_arrays_of_jax_dtypes():
@@ -210,8 +215,9 @@ def test_run_passes_hyperparameters_as_0d_arrays_of_jax_dtypes():
 
 def test_run_keeps_float64_under_enable_x64():
     with jax.enable_x64(True):
-        out = sweep.run(lambda hp, key: hp["lam"] / 3, {"lam": np.array([1.0, 2.0])},
-                        key=jax.random.key(0))
+        out = sweep.run(
+            lambda hp, key: hp["lam"] / 3, {"lam": np.array([1.0, 2.0])}, key=jax.random.key(0)
+        )
         assert out.dtype == jnp.float64
         np.testing.assert_array_equal(np.asarray(out), np.array([1.0, 2.0]) / 3)
 
@@ -244,8 +250,9 @@ def test_run_steps_second_sweep_with_new_values_does_not_retrace(trace_counter):
     init, step = trace_counter(ridge_init), trace_counter(ridge_step)
     for shift in (0.0, 0.25):
         grid = {"lam": GRID["lam"] + shift, "lr": GRID["lr"]}
-        sweep.run_steps(init, step, grid, num_steps=4, chunk_size=2, key=jax.random.key(0),
-                        progress=False)
+        sweep.run_steps(
+            init, step, grid, num_steps=4, chunk_size=2, key=jax.random.key(0), progress=False
+        )
     assert (init.count, step.count) == (1, 1)
 
 
@@ -284,8 +291,13 @@ def test_diverged_counts_only_real_steps():
         return count, jnp.where(count > hp["limit"], jnp.inf, 0.0)
 
     result = sweep.run_steps(
-        lambda hp, key: jnp.zeros((), jnp.int32), step, {"limit": np.array([5, 3])},
-        num_steps=5, chunk_size=4, key=jax.random.key(0), progress=False,
+        lambda hp, key: jnp.zeros((), jnp.int32),
+        step,
+        {"limit": np.array([5, 3])},
+        num_steps=5,
+        chunk_size=4,
+        key=jax.random.key(0),
+        progress=False,
     )
     assert result.diverged.tolist() == [False, True]
     np.testing.assert_array_equal(result.state, [5, 5])
@@ -293,8 +305,15 @@ def test_diverged_counts_only_real_steps():
 
 def test_run_steps_shows_a_progress_bar(capsys):
     pytest.importorskip("tqdm")
-    result = sweep.run_steps(ridge_init, ridge_step, GRID, num_steps=4, chunk_size=2,
-                             key=jax.random.key(0), progress=True)
+    result = sweep.run_steps(
+        ridge_init,
+        ridge_step,
+        GRID,
+        num_steps=4,
+        chunk_size=2,
+        key=jax.random.key(0),
+        progress=True,
+    )
     assert "4/4" in capsys.readouterr().err
     assert result.metrics["loss"].shape == (6, 4)
 
@@ -308,6 +327,7 @@ def test_import_does_not_start_a_backend():
     )
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     env.pop("XLA_FLAGS", None)
-    completed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                               text=True, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert completed.returncode == 0, completed.stderr
