@@ -12,7 +12,7 @@ Importing jaxreg does not start a JAX backend, so the number of host devices can
 afterwards (``jax.config.update("jax_num_cpu_devices", n)``).
 """
 
-from jaxreg import cv, datasets, linear, masks, models, penalties, prox, sweep, transforms
+from jaxreg import cv, datasets, linear, masks, models, penalties, plot, prox, sweep, transforms
 from jaxreg._fit_path import FitPathResult, fit_path
 from jaxreg.transforms import (
     add_l1_sign,
@@ -37,6 +37,7 @@ __all__ = [
     "max_norm",
     "models",
     "penalties",
+    "plot",
     "prox",
     "prox_elastic_net",
     "prox_group_lasso",
