@@ -7,7 +7,6 @@ definitions (:func:`jaxreg.cv.summarize`) and the full-data fit at the selected 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
