@@ -382,9 +382,13 @@ def cv_path(
     """
     if select not in ("1se", "min"):
         raise ValueError(f'select must be "1se" or "min", got {select!r}')
+    x_np, y_np = _check_data(X, y)
+    n, p = x_np.shape
+    fold_ids = _fold_ids(folds, key, n)
+    num_folds = int(fold_ids.max()) + 1
     full = path(
-        X,
-        y,
+        x_np,
+        y_np,
         l1_ratio=l1_ratio,
         lambdas=lambdas,
         eps=eps,
@@ -394,10 +398,6 @@ def cv_path(
         precompute=precompute,
         dtype=dtype,
     )
-    x_np, y_np = _check_data(X, y)
-    n, p = x_np.shape
-    fold_ids = _fold_ids(folds, key, n)
-    num_folds = int(fold_ids.max()) + 1
     compute_dtype, x64 = _resolve_dtype(dtype)
     with x64:
         train = (fold_ids[None, :] != np.arange(num_folds)[:, None]).astype(np.float64)
