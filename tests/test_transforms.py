@@ -384,3 +384,19 @@ def test_projections_land_inside_and_are_idempotent(x, cap):
         assert inside(np.asarray(landed))
         again, _ = _step(tx, landed, zero)
         np.testing.assert_allclose(again, landed, rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_clip_params_lands_inside_the_box_despite_rounding(dtype):
+    # Far outside a small box, θ + (clip(θ + u) − θ) rounds past the bound unless corrected.
+    rng = np.random.default_rng(2)
+    params = jnp.asarray(rng.normal(size=2000) * rng.choice([0.01, 1.0, 100.0], 2000), dtype)
+    updates = jnp.asarray(rng.normal(size=2000), dtype)
+    tx = jaxreg.clip_params(-0.1, 0.3)
+    new = optax.apply_updates(params, tx.update(updates, tx.init(params), params)[0])
+    new = np.asarray(new, np.float64)
+    lower, upper = np.float64(dtype(-0.1)), np.float64(dtype(0.3))
+    assert np.all((new >= lower) & (new <= upper))
+    target = np.clip(np.asarray(params, np.float64) + np.asarray(updates, np.float64), -0.1, 0.3)
+    ulp = np.float64(jnp.finfo(dtype).eps) * np.maximum(np.abs(np.asarray(params, np.float64)), 1)
+    assert np.all(np.abs(new - target) <= 4 * ulp)
