@@ -244,6 +244,26 @@ def _solve_path(x, y, n_rows, lambdas, l1_ratio, tol, max_iter, *, gram: bool):
     return coef, gaps, epochs, converged
 
 
+@functools.partial(jax.jit, static_argnames=("num_lambdas", "fit_intercept", "gram"))
+def _path_program(x, y, grid, l1_ratio, eps, tol, max_iter, *, num_lambdas, fit_intercept, gram):
+    """Centring, grid, path and intercepts in one compiled program (raw data in)."""
+    if fit_intercept:
+        x_mean = jnp.mean(x, axis=0)
+        y_mean = jnp.mean(y)
+        x = x - x_mean
+        y = y - y_mean
+    else:
+        x_mean = jnp.zeros(x.shape[1], x.dtype)
+        y_mean = jnp.zeros((), x.dtype)
+    if num_lambdas is not None:
+        grid = _default_grid(x, y, l1_ratio, eps, num_lambdas)
+    n_rows = jnp.asarray(x.shape[0], x.dtype)
+    coef, gaps, epochs, converged = _solve_path(
+        x, y, n_rows, grid, l1_ratio, tol, max_iter, gram=gram
+    )
+    return grid, coef, y_mean - coef @ x_mean, gaps, epochs, converged
+
+
 # --------------------------------------------------------------------------------------------
 # Public API
 
@@ -308,24 +328,24 @@ def path(
     n, p = x_np.shape
     gram = _choose_gram(precompute, n, p)
     compute_dtype, x64 = _resolve_dtype(dtype)
+    num_lambdas, grid = _grid_spec(lambdas, l1_ratio)
     with x64:
-        x_c, y_c, x_mean, y_mean = _centre(x_np, y_np, fit_intercept)
-        grid = _grid(x_c, y_c, lambdas, l1_ratio, eps)
-        coef, gaps, epochs, converged = _solve_path(
-            jnp.asarray(x_c, compute_dtype),
-            jnp.asarray(y_c, compute_dtype),
-            jnp.asarray(n, compute_dtype),
-            jnp.asarray(grid, compute_dtype),
+        grid, coef, intercept, gaps, epochs, converged = _path_program(
+            jnp.asarray(x_np, compute_dtype),
+            jnp.asarray(y_np, compute_dtype),
+            None if grid is None else jnp.asarray(grid, compute_dtype),
             jnp.asarray(l1_ratio, compute_dtype),
+            jnp.asarray(eps, compute_dtype),
             jnp.asarray(tol, compute_dtype),
             jnp.asarray(max_iter, jnp.int32),
+            num_lambdas=num_lambdas,
+            fit_intercept=bool(fit_intercept),
             gram=gram,
         )
-        coef = np.asarray(coef)
         result = LinearPath(
-            lambdas=grid.astype(coef.dtype),
-            coef=coef,
-            intercept=(y_mean - coef @ x_mean.astype(coef.dtype)).astype(coef.dtype),
+            lambdas=np.asarray(grid),
+            coef=np.asarray(coef),
+            intercept=np.asarray(intercept),
             dual_gap=np.asarray(gaps),
             n_iter=np.asarray(epochs),
             converged=np.asarray(converged),
@@ -473,7 +493,7 @@ def _check_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
             raise TypeError(f"{name} must be real numeric, got dtype {value.dtype}")
         if not np.all(np.isfinite(value)):
             raise ValueError(f"{name} contains NaN or infinite values")
-    return x_np.astype(np.float64), y_np.astype(np.float64)
+    return x_np, y_np
 
 
 def _check_max_iter(max_iter: Any) -> int:
@@ -504,15 +524,8 @@ def _resolve_dtype(dtype: Any) -> tuple[np.dtype, contextlib.AbstractContextMana
     return resolved, contextlib.nullcontext()
 
 
-def _centre(x: np.ndarray, y: np.ndarray, fit_intercept: bool):
-    if not fit_intercept:
-        return x, y, np.zeros(x.shape[1]), 0.0
-    x_mean = x.mean(axis=0)
-    y_mean = float(y.mean())
-    return x - x_mean, y - y_mean, x_mean, y_mean
-
-
-def _grid(x_c: np.ndarray, y_c: np.ndarray, lambdas: Any, l1_ratio: float, eps: float):
+def _grid_spec(lambdas: Any, l1_ratio: Any) -> tuple[int | None, np.ndarray | None]:
+    """(count, None) for a default grid, (None, descending array) for a given one."""
     if isinstance(lambdas, int | np.integer) and not isinstance(lambdas, bool):
         if lambdas < 1:
             raise ValueError(f"lambdas must be a count >= 1 or an array, got {lambdas}")
@@ -521,18 +534,22 @@ def _grid(x_c: np.ndarray, y_c: np.ndarray, lambdas: Any, l1_ratio: float, eps: 
                 "lambdas must be an explicit array when l1_ratio=0 (ridge has no lambda_max), "
                 f"got the count {lambdas}"
             )
-        n = x_c.shape[0]
-        lambda_max = np.max(np.abs(x_c.T @ y_c)) / (n * float(l1_ratio))
-        if lambda_max <= np.finfo(np.float64).resolution:
-            # sklearn's convention when y is constant (after centring): a flat, tiny grid.
-            return np.full(int(lambdas), np.finfo(np.float64).resolution)
-        return np.geomspace(lambda_max, lambda_max * float(eps), num=int(lambdas))
+        return int(lambdas), None
     grid = np.asarray(lambdas, dtype=np.float64)
     if grid.ndim != 1 or grid.size == 0:
         raise ValueError(f"lambdas must be a count or a non-empty 1-D array, got {grid.shape}")
     if not np.all(np.isfinite(grid)) or np.any(grid < 0):
         raise ValueError(f"lambdas must be finite and >= 0, got {grid}")
-    return np.sort(grid)[::-1].copy()
+    return None, np.sort(grid)[::-1].copy()
+
+
+def _default_grid(x_c, y_c, l1_ratio, eps, num_lambdas: int) -> jax.Array:
+    """sklearn's ``_alpha_grid``: λ_max = max|X_cᵀy_c| / (nρ), log-spaced to eps·λ_max."""
+    lambda_max = jnp.max(jnp.abs(x_c.T @ y_c)) / (x_c.shape[0] * l1_ratio)
+    grid = lambda_max * eps ** jnp.linspace(0, 1, num_lambdas, dtype=x_c.dtype)
+    # sklearn's convention when y is constant (after centring): a flat, tiny grid.
+    resolution = np.finfo(np.float64).resolution
+    return jnp.where(lambda_max <= resolution, jnp.asarray(resolution, x_c.dtype), grid)
 
 
 def _fold_ids(folds: Any, key: Any, n: int) -> np.ndarray:
