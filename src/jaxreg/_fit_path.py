@@ -7,6 +7,8 @@ definitions (:func:`jaxreg.cv.summarize`) and the full-data fit at the selected 
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -47,6 +49,8 @@ class FitPathResult(NamedTuple):
         diverged: bool ``[folds + 1, K]``; row 0 is the full-data fit, row f + 1 fold f.
         train_loss: data loss per step ``[folds + 1, K, steps]`` (rows as in ``diverged``).
         loss_name: name of the loss, for plot labels.
+        fold_ids: the fold of each example ``[n]``, in ``0 .. folds-1`` (glmnet's ``foldid``):
+            pass it as ``folds`` to another fit to compare models on the same folds.
     """
 
     lambdas: np.ndarray
@@ -65,6 +69,7 @@ class FitPathResult(NamedTuple):
     diverged: np.ndarray
     train_loss: np.ndarray
     loss_name: str
+    fold_ids: np.ndarray
 
 
 def _per_example_loss(loss: str | Callable) -> Callable[[jax.Array, jax.Array], jax.Array]:
@@ -97,6 +102,59 @@ def _check_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
+def _fold_ids(folds: Any, key: jax.Array, n: int) -> np.ndarray:
+    """Fold ids ``[n]`` in ``0 .. k-1``: random (:func:`jaxreg.cv.kfold`) or the user's own."""
+    if isinstance(folds, bool):
+        raise TypeError("folds must be an int or an array of fold ids, got a bool")
+    if isinstance(folds, int | np.integer):
+        if folds < 2:
+            raise ValueError(f"folds must be an int >= 2, got {folds}")
+        if folds > n:
+            raise ValueError(f"folds ({folds}) must not exceed the number of examples ({n})")
+        return np.asarray(cv.kfold(n, int(folds), key=key), dtype=np.int32)
+    labels = np.asarray(folds)
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"folds must be an int or integer fold ids of shape ({n},), got dtype "
+            f"{labels.dtype} and shape {labels.shape}"
+        )
+    _, ids = np.unique(labels, return_inverse=True)
+    if ids.max() < 1:
+        raise ValueError("folds must contain at least 2 distinct fold ids")
+    return ids.astype(np.int32).reshape(n)
+
+
+def _check_labels(model: Model, initial_params: PyTree, X: np.ndarray, y: np.ndarray) -> None:
+    """Cross-entropy needs integer class ids below the model's number of outputs."""
+    if not np.issubdtype(y.dtype, np.integer):
+        if np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)):
+            y = y.astype(np.int64)
+        else:
+            raise ValueError(
+                f"y must hold integer class ids for loss='cross_entropy', got dtype {y.dtype}"
+            )
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D class ids for loss='cross_entropy', got shape {y.shape}")
+    outputs = jax.eval_shape(model.apply, initial_params, jax.ShapeDtypeStruct(X.shape, X.dtype))
+    classes = outputs.shape[-1]
+    if y.min() < 0 or y.max() >= classes:
+        raise ValueError(
+            f"y must hold class ids in [0, {classes}) for a model with {classes} outputs, got "
+            f"values in [{y.min()}, {y.max()}]"
+        )
+
+
+def _configuration_digest(*parts: Any) -> int:
+    """A 31-bit digest of everything a resumed sweep must share besides its grid and key."""
+    hasher = hashlib.sha256()
+    for part in parts:
+        for leaf in jax.tree.leaves(part):
+            array = np.asarray(leaf)
+            hasher.update(f"{array.dtype}{array.shape}".encode())
+            hasher.update(array.tobytes())
+    return int.from_bytes(hasher.digest()[:4], "little") >> 1
+
+
 def _dual_norm(
     penalty: str, grads: list[jax.Array], group_axes: list[Any], l1_ratio: float, joint: bool
 ) -> float:
@@ -125,7 +183,7 @@ def fit_path(
     penalty: str = "l1",
     lambdas: int | Sequence[float] = 20,
     lambda_min_ratio: float = 1e-3,
-    folds: int = 5,
+    folds: int | Any = 5,
     key: jax.Array,
     steps: int = 300,
     batch_size: int = 128,
@@ -168,6 +226,18 @@ def fit_path(
     net and ``max_g ‖∇_g‖₂ / √|g|`` for the group lasso. ``"l2"``, ``"contractive"`` and
     ``"clip"`` have no such norm and need a given grid.
 
+    Minibatches (common random numbers): at step ``t`` (from 0),
+    ``batch_key, dropout_key = jax.random.split(jax.random.fold_in(train_key, t))`` and the
+    batch is ``train_rows[jax.random.randint(batch_key, (batch_size,), 0, len(train_rows))]``,
+    where ``train_rows`` lists the member's training examples in increasing order — the same
+    positions for every λ and every fold. The loss is the mean over the batch; dropout, if the
+    model has any, uses ``dropout_key`` with ``train=True``.
+
+    Like glmnet's ``cv.glmnet``, the validation loss of a fold is the mean loss over its held-out
+    examples, and ``summary`` weighs folds by their size. Members whose training produced
+    non-finite values (see :func:`jaxreg.sweep.run_steps`) are flagged in ``diverged``; their
+    fold losses are NaN, so such a λ has ``cvm = NaN`` and is never selected.
+
     Args:
         model: a :class:`jaxreg.models.Model`.
         X: inputs ``[n, ...]``.
@@ -178,8 +248,11 @@ def fit_path(
             ``"contractive"``, ``"clip"``.
         lambdas: number of λ for the default grid, or the grid itself (sorted descending).
         lambda_min_ratio: smallest λ of the default grid as a fraction of λ_ref.
-        folds: number of cross-validation folds (≥ 2).
-        key: PRNG key for the initial parameters, the folds, minibatches and dropout.
+        folds: number of cross-validation folds (≥ 2, drawn by :func:`jaxreg.cv.kfold`), or
+            the fold of each example ``[n]`` (any integer labels, at least two distinct; like
+            glmnet's ``foldid``).
+        key: PRNG key; ``init_key, fold_key, train_key = jax.random.split(key, 3)`` give the
+            initial parameters ``model.init(init_key)``, the folds and the minibatches/dropout.
         steps: optimizer steps per training.
         batch_size: minibatch size (examples drawn with replacement from the training folds).
         learning_rate: the optimizer's learning rate, also the proximal step size.
@@ -222,11 +295,9 @@ def fit_path(
         raise ValueError(f"select must be '1se' or 'min', got {select!r}")
     X, y = _check_data(X, y)
     per_example_loss = _per_example_loss(loss)
-    for name, value in (("folds", folds), ("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(value, int | np.integer) or value < (2 if name == "folds" else 1):
-            raise ValueError(f"{name} must be an int >= {2 if name == 'folds' else 1}, got {value}")
-    if folds > X.shape[0]:
-        raise ValueError(f"folds ({folds}) must not exceed the number of examples ({X.shape[0]})")
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     _tree.check_positive(learning_rate, "learning_rate")
     _tree.check_positive(lambda_min_ratio, "lambda_min_ratio")
     _tree.check_unit_interval(l1_ratio, "l1_ratio")
@@ -234,7 +305,12 @@ def fit_path(
         raise ValueError("l1_ratio must be > 0 for penalty='elastic_net' (use 'l2' for ridge)")
 
     init_key, fold_key, train_key = jax.random.split(key, 3)
-    initial_params = model.init(init_key)
+    fold_ids_np = _fold_ids(folds, fold_key, X.shape[0])
+    folds = int(fold_ids_np.max()) + 1
+    initial_params = jax.jit(model.init)(init_key)  # one compile instead of one per op
+    if loss == "cross_entropy":
+        _check_labels(model, initial_params, X, y)
+        y = y.astype(np.int32)
     selected = _tree.resolve_mask(mask, initial_params)
     selected = selected if selected is not None else [True] * len(jax.tree.leaves(initial_params))
     if not any(selected):
@@ -242,7 +318,7 @@ def fit_path(
     mask_tree = jax.tree.unflatten(jax.tree.structure(initial_params), selected)
     X_all = jnp.asarray(X, dtype=jnp.float32)
     y_all = jnp.asarray(y)
-    fold_ids = cv.kfold(X.shape[0], folds, key=fold_key)
+    fold_ids = jnp.asarray(fold_ids_np)
     optimizer = optimizer if optimizer is not None else optax.sgd(learning_rate)
 
     def data_loss(params, inputs, targets, dropout_key=None, dropout_on=False):
@@ -263,7 +339,7 @@ def fit_path(
             )
         if lambdas < 1:
             raise ValueError(f"lambdas must be a positive count or a grid, got {lambdas}")
-        grads = jax.grad(lambda p: data_loss(p, X_all, y_all)[0])(initial_params)
+        grads = jax.jit(jax.grad(lambda p: data_loss(p, X_all, y_all)[0]))(initial_params)
         grad_leaves = jax.tree.leaves(grads)
         axes = _tree.per_leaf(group_axis, initial_params, "group_axis")
         penalized = [i for i, keep in enumerate(selected) if keep]
@@ -342,12 +418,24 @@ def fit_path(
 
     fold_axis = np.arange(-1, folds)
     members = sweep.grid(fold=fold_axis, lam=grid_lambdas.astype(np.float32))
+    # init_fn ignores the sweep's key, so it only fingerprints the checkpoint: folding in the
+    # data and settings makes resuming a checkpoint of a different fit an error, not a mix.
+    configuration = _configuration_digest(
+        X,
+        y,
+        fold_ids_np,
+        initial_params,
+        [penalty, loss if isinstance(loss, str) else getattr(loss, "__qualname__", "loss")],
+        selected,
+        [learning_rate, l1_ratio, batch_size, joint],
+        _tree.per_leaf(group_axis, initial_params, "group_axis"),
+    )
     result = sweep.run_steps(
         init_fn,
         step_fn,
         members,
         num_steps=steps,
-        key=train_key,
+        key=jax.random.fold_in(train_key, configuration),
         chunk_size=chunk_size,
         checkpoint_dir=checkpoint_dir,
         progress=progress,
@@ -369,7 +457,7 @@ def fit_path(
     diverged = np.asarray(result.diverged).reshape(shape)
     val_loss = np.where(diverged, np.nan, np.asarray(val_loss).reshape(shape))
     fold_losses = val_loss[1:]
-    fold_sizes = np.bincount(np.asarray(fold_ids), minlength=folds)
+    fold_sizes = np.bincount(fold_ids_np, minlength=folds)
     summary = cv.summarize(fold_losses, grid_lambdas, weights=fold_sizes)
     cv_accuracy = None
     if classification:
@@ -388,6 +476,13 @@ def fit_path(
     nonzeros = np.sum([np.count_nonzero(leaf, axis=1) for leaf in flat], axis=0)
     norms = np.stack([np.linalg.norm(leaf, axis=1) for leaf in flat], axis=1)
     index = summary.index_1se if select == "1se" else summary.index_min
+    if diverged[0, index]:
+        warnings.warn(
+            f"the full-data fit at the selected λ = {grid_lambdas[index]:.4g} diverged (its "
+            "cross-validation folds did not): lower learning_rate",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return FitPathResult(
         lambdas=grid_lambdas,
         summary=summary,
@@ -405,4 +500,5 @@ def fit_path(
         diverged=diverged,
         train_loss=np.asarray(result.metrics).reshape(*shape, steps),
         loss_name=loss if isinstance(loss, str) else getattr(loss, "__name__", "loss"),
+        fold_ids=fold_ids_np,
     )

@@ -13,6 +13,7 @@ import os
 import pathlib
 import shutil
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,44 +30,60 @@ PENALTY_NAMES = {
 }
 # Penalties without a reference λ get this grid (log-spaced) when only a count is given.
 DEFAULT_SPANS = {"l2": (1.0, 1e-4), "contractive": (1.0, 1e-4), "clip": (10.0, 0.1)}
+# --model linear on a regression set: jaxreg.linear's l1_ratio for each penalty.
+LINEAR_L1_RATIOS = {"l1": 1.0, "elastic_net": 0.5, "l2": 0.0}
 
 
 class UsageError(Exception):
     """A bad flag or bad data: reported in one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (no usage dump) pointing at ``--help``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _lambdas(text: str) -> int | list[float]:
+    """An integer is a count; anything else (``0.1``, ``1e-3``, ``1,0.1``) is the grid itself."""
     try:
-        if "," in text:
-            values = [float(v) for v in text.split(",") if v.strip()]
-            if not values or any(not np.isfinite(v) or v < 0 for v in values):
+        if text.strip().isdigit():
+            count = int(text)
+            if count < 1:
                 raise ValueError
-            return values
-        count = int(text)
-        if count < 1:
+            return count
+        values = [float(v) for v in text.split(",") if v.strip()]
+        if not values or any(not np.isfinite(v) or v < 0 for v in values):
             raise ValueError
-        return count
+        return values
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected a positive count or a comma-separated list of λ >= 0, got {text!r}"
+            f"expected a count (e.g. 12) or comma-separated λ values >= 0 (e.g. 1,0.1,0.01), "
+            f"got {text!r}"
         ) from None
 
 
-def _positive(kind):
+def _at_least(kind, minimum):
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a value > 0, got {text!r}")
+        if not (np.isfinite(value) and value >= minimum) or (minimum == 0 and value == 0):
+            bound = "> 0" if minimum == 0 else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"expected a value {bound}, got {text!r}")
         return value
 
     return parse
 
 
+def _positive(kind):
+    return _at_least(kind, 1 if kind is int else 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="jaxreg", description="Regularization paths for JAX models, cross-validated."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -101,10 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--lambdas",
         type=_lambdas,
         default=12,
-        help="number of λ (log-spaced down 3 decades from the data's reference λ) or a "
-        "comma-separated list",
+        help="number of λ (log-spaced down 3 decades from the data's reference λ; for l2 and "
+        "contractive from 1 to 1e-4, for clip from 10 to 0.1) or the λ values themselves, "
+        "comma-separated (e.g. 1,0.1,0.01)",
     )
-    sweep.add_argument("--folds", type=_positive(int), default=5, help="cross-validation folds")
+    sweep.add_argument(
+        "--folds", type=_at_least(int, 2), default=5, help="cross-validation folds (>= 2)"
+    )
     sweep.add_argument("--steps", type=_positive(int), default=400, help="SGD steps")
     sweep.add_argument("--batch-size", type=_positive(int), default=128, help="minibatch size")
     sweep.add_argument(
@@ -121,26 +141,32 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--resume",
         action="store_true",
-        help="resume from the checkpoint in OUT/checkpoint (without it a new sweep starts)",
+        help="resume an interrupted sweep from its checkpoint in OUT/checkpoint (written "
+        "after every tenth of the steps); without --resume a new sweep starts",
     )
     sweep.add_argument(
         "--devices",
         type=_positive(int),
         default=None,
-        help="number of devices to shard the grid over (default: all; on a CPU one host "
-        "device per core)",
+        help="number of devices to shard the grid over (default: all; on a CPU host one "
+        "device per core, or as set by XLA_FLAGS=--xla_force_host_platform_device_count)",
     )
     sweep.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     return parser
 
 
-def _configure_devices(requested: int | None) -> None:
-    """One host device per core on CPU; must run before JAX starts a backend."""
+def _configure_devices(requested: int | None) -> list[Any]:
+    """The devices to use: on CPU one host device per core (set before JAX starts a backend)."""
     import jax
 
-    count = requested or os.cpu_count() or 1
-    if jax.config.jax_platforms in (None, "", "cpu"):
-        jax.config.update("jax_num_cpu_devices", count)
+    user_count = "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
+    user_count = user_count or jax.config.jax_num_cpu_devices != -1
+    if jax.config.jax_platforms in (None, "", "cpu") and (requested or not user_count):
+        jax.config.update("jax_num_cpu_devices", requested or os.cpu_count() or 1)
+    devices = jax.devices()
+    if requested and requested > len(devices):
+        raise UsageError(f"--devices {requested}: only {len(devices)} {devices[0].platform} found")
+    return devices[:requested] if requested else devices
 
 
 def _load(name: str):
@@ -150,8 +176,21 @@ def _load(name: str):
         if name.endswith((".npz", ".csv")) or os.sep in name:
             return datasets.load_file(name)
         return datasets.load(name)
-    except (ValueError, FileNotFoundError) as error:
-        raise UsageError(f"--data: {error}") from None
+    except (ValueError, TypeError, OSError) as error:
+        raise UsageError(f"--data {name}: {error}") from None
+
+
+def _check_combination(args, penalty: str, task: str) -> None:
+    """Reject flag combinations that cannot run, before JAX starts."""
+    if penalty == "contractive" and args.model != "mlp":
+        raise UsageError("--penalty contractive needs hidden layers: use --model mlp")
+    if args.model == "linear" and task == "regression" and penalty not in LINEAR_L1_RATIOS:
+        raise UsageError(
+            "--model linear on a regression set supports --penalty l1, elastic-net or l2, "
+            f"not {args.penalty}"
+        )
+    if penalty == "clip" and isinstance(args.lambdas, list) and min(args.lambdas) <= 0:
+        raise UsageError("--lambdas must be > 0 for --penalty clip (the box is [-1/λ, 1/λ])")
 
 
 def _grid_for(args, penalty: str) -> Any:
@@ -185,21 +224,26 @@ def _run_network(args, data, penalty: str, devices) -> dict[str, Any]:
     outputs = int(data.y.max()) + 1 if classification else 1
     options: dict[str, Any] = {}
     if args.model == "attention":
-        if penalty == "contractive":
-            raise UsageError("--penalty contractive needs --model mlp")
         X = _as_tokens(X)
         model = jaxreg.models.transformer_classifier(
             X.shape[-1], outputs, d_model=32, num_heads=4, dropout_rate=0.1
         )
+        description = f"transformer: {X.shape[1]} tokens × {X.shape[2]} → d_model 32, 4 heads"
         if penalty == "group_lasso":
-            mask, group_axis = jaxreg.models.head_groups(model.init(key))
+            mask, group_axis = jaxreg.models.head_groups(jax.eval_shape(model.init, key))
             options.update(mask=mask, group_axis=group_axis, joint=True)
     else:
         hidden = [64, 64] if args.model == "mlp" else []
-        if args.model == "linear" and penalty == "contractive":
-            raise UsageError("--penalty contractive needs a hidden layer (--model mlp)")
-        model = jaxreg.models.mlp([X.shape[1], *hidden, outputs])
+        sizes = [X.shape[1], *hidden, outputs]
+        model = jaxreg.models.mlp(sizes)
+        description = f"{args.model} {'→'.join(map(str, sizes))}"
         options["group_axis"] = 0 if args.model == "linear" else 1
+    members = _grid_size(args) * (args.folds + 1)
+    print(
+        f"model: {description}; penalty: {args.penalty}\n"
+        f"training {members} networks ({_grid_size(args)} λ × ({args.folds} folds + all data)) "
+        f"× {args.steps} SGD steps in one compiled sweep"
+    )
     fit = jaxreg.fit_path(
         model,
         X,
@@ -217,21 +261,27 @@ def _run_network(args, data, penalty: str, devices) -> dict[str, Any]:
         devices=devices,
         **options,
     )
+    mask = options.get("mask", jaxreg.masks.weights_only(fit.params))
     total = sum(
         int(np.size(leaf))
-        for leaf, keep in zip(
-            jax.tree.leaves(fit.params),
-            jax.tree.leaves(options.get("mask", jaxreg.masks.weights_only(fit.params))),
-            strict=True,
-        )
+        for leaf, keep in zip(jax.tree.leaves(fit.params), jax.tree.leaves(mask), strict=True)
         if keep
     )
     return {
         "fit": fit,
+        "model": description,
         "accuracy": fit.cv_accuracy,
-        "zero_fraction": 1 - fit.nonzeros / total,
+        "nonzeros": np.asarray(fit.nonzeros),
+        "penalized_weights": total,
+        "fold_losses": fit.fold_losses,
+        "lambda_ref": fit.lambda_ref,
+        "diverged": int(np.sum(fit.diverged)),
         "loss_name": fit.loss_name,
     }
+
+
+def _grid_size(args) -> int:
+    return len(args.lambdas) if isinstance(args.lambdas, list) else args.lambdas
 
 
 def _run_linear_regression(args, data, penalty: str) -> dict[str, Any]:
@@ -239,100 +289,137 @@ def _run_linear_regression(args, data, penalty: str) -> dict[str, Any]:
 
     from jaxreg import linear
 
-    ratios = {"l1": 1.0, "elastic_net": 0.5, "l2": 0.0}
-    if penalty not in ratios:
-        raise UsageError(
-            f"--model linear on a regression set supports l1, elastic-net and l2, "
-            f"not {args.penalty}"
-        )
     lambdas = args.lambdas
     if penalty == "l2" and not isinstance(lambdas, list):
         lambdas = np.geomspace(1.0, 1e-4, lambdas)
+    print(
+        f"model: linear (coordinate descent, jaxreg.linear); penalty: {args.penalty} "
+        "(--steps, --batch-size and --lr do not apply)"
+    )
     fit = linear.cv_path(
         _standardize(data.X),
         data.y,
         folds=args.folds,
         key=jax.random.key(args.seed),
-        l1_ratio=ratios[penalty],
+        l1_ratio=LINEAR_L1_RATIOS[penalty],
         lambdas=lambdas,
     )
+    coef = np.asarray(fit.path.coef)
     return {
         "fit": fit,
+        "model": f"linear {data.X.shape[1]}→1 (jaxreg.linear.cv_path)",
         "accuracy": None,
-        "zero_fraction": np.mean(np.asarray(fit.path.coef) == 0, axis=1),
+        "nonzeros": np.count_nonzero(coef, axis=1),
+        "penalized_weights": coef.shape[1],
+        "fold_losses": np.asarray(fit.fold_mse),
+        "lambda_ref": None,
+        "diverged": 0,
         "loss_name": "mse",
     }
 
 
-def _table(summary, accuracy, zero_fraction, loss_name: str) -> str:
-    header = f"{'':3}{'lambda':>11}  {'CV ' + loss_name:>16}  {'± SE':>8}"
-    header += f"  {'accuracy':>8}" if accuracy is not None else ""
-    header += f"  {'zero weights':>12}"
+def _table(summary, run: dict[str, Any]) -> str:
+    """glmnet's printout: one row per λ, the selections marked in the first column."""
+    loss = "CV " + run["loss_name"].replace("_", "-")
+    width = max(len(loss), 10)
+    header = f"{'':4}{'lambda':>10}  {loss:>{width}}  {'± SE':>8}"
+    if run["accuracy"] is not None:
+        header += f"  {'accuracy':>8}"
+    header += f"  {'nonzero':>8}  {'zero weights':>12}"
     rows = [header]
     for k, lam in enumerate(summary.lambdas):
-        mark = "min" if k == summary.index_min else ("1se" if k == summary.index_1se else "")
-        if k == summary.index_min == summary.index_1se:
-            mark = "both"
-        row = f"{mark:>4} {lam:10.4g}  {summary.cvm[k]:16.4f}  {summary.cvsd[k]:8.4f}"
-        if accuracy is not None:
-            row += f"  {accuracy[k]:8.3f}"
-        row += f"  {zero_fraction[k]:12.1%}"
+        is_min, is_1se = k == summary.index_min, k == summary.index_1se
+        mark = "both" if is_min and is_1se else "min" if is_min else "1se" if is_1se else ""
+        row = f"{mark:<4}{lam:>10.3e}  {summary.cvm[k]:>{width}.4f}  {summary.cvsd[k]:>8.4f}"
+        if run["accuracy"] is not None:
+            row += f"  {run['accuracy'][k]:>8.1%}"
+        zero_fraction = 1 - run["nonzeros"][k] / run["penalized_weights"]
+        row += f"  {run['nonzeros'][k]:>8d}  {zero_fraction:>12.1%}"
         rows.append(row)
     return "\n".join(rows)
 
 
-def _write_outputs(out: pathlib.Path, args, data_name: str, run: dict[str, Any]) -> None:
+def _finite_or_none(values: Any) -> Any:
+    """JSON has no NaN: a diverged (NaN) entry becomes null."""
+    array = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(array), array, None).tolist()
+
+
+def _write_outputs(out: pathlib.Path, args, run: dict[str, Any], extra: dict[str, Any]) -> None:
     from jaxreg import plot
 
     fit = run["fit"]
     summary = fit.summary
+    selected = summary.index_1se
     results = {
         "command": vars(args),
-        "data": data_name,
+        **extra,
+        "model": run["model"],
+        "loss": run["loss_name"],
         "lambdas": np.asarray(summary.lambdas).tolist(),
-        "cv_mean": np.asarray(summary.cvm).tolist(),
-        "cv_se": np.asarray(summary.cvsd).tolist(),
+        "lambda_ref": run["lambda_ref"],
+        "cv_mean": _finite_or_none(summary.cvm),
+        "cv_se": _finite_or_none(summary.cvsd),
+        "fold_losses": _finite_or_none(run["fold_losses"]),
         "lambda_min": float(summary.lambda_min),
         "lambda_1se": float(summary.lambda_1se),
         "index_min": int(summary.index_min),
         "index_1se": int(summary.index_1se),
-        "accuracy": None if run["accuracy"] is None else np.asarray(run["accuracy"]).tolist(),
-        "zero_fraction": np.asarray(run["zero_fraction"]).tolist(),
+        "lambda_selected": float(summary.lambdas[selected]),
+        "accuracy": None if run["accuracy"] is None else _finite_or_none(run["accuracy"]),
+        "nonzeros": np.asarray(run["nonzeros"]).astype(int).tolist(),
+        "penalized_weights": int(run["penalized_weights"]),
+        "zero_fraction": (1 - np.asarray(run["nonzeros"]) / run["penalized_weights"]).tolist(),
+        "diverged_members": run["diverged"],
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=True))
-    plot.cv_curve(fit).savefig(out / "cv_curve.png", dpi=110)
-    plot.path(fit).savefig(out / "path.png", dpi=110)
+    (out / "results.json").write_text(
+        json.dumps(results, indent=2, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    title = f"{extra['data']} · {run['model']} · {args.penalty} · {args.folds}-fold CV"
+    plot.cv_curve(fit, title=title).savefig(out / "cv_curve.png", dpi=110, bbox_inches="tight")
+    plot.path(fit, title=title).savefig(out / "path.png", dpi=110, bbox_inches="tight")
 
 
 def sweep_command(args) -> None:
+    started = time.perf_counter()
     penalty = PENALTY_NAMES[args.penalty]
+    data = _load(args.data)  # bad data fails before JAX starts
+    _check_combination(args, penalty, data.task)
     out = pathlib.Path(args.out)
     checkpoint = out / "checkpoint"
-    if checkpoint.exists() and not args.resume:
+    if args.resume and not checkpoint.exists():
+        print(f"no checkpoint in {checkpoint}: starting a new sweep")
+    elif args.resume:
+        print(f"resuming from the checkpoint in {checkpoint}")
+    elif checkpoint.exists():
         shutil.rmtree(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
-    _configure_devices(args.devices)
-    import jax
 
-    devices = jax.devices()[: args.devices] if args.devices else None
-    used = devices or jax.devices()
+    devices = _configure_devices(args.devices)
+    kind = devices[0].platform.upper() if devices[0].platform == "cpu" else devices[0].device_kind
+    how = "" if args.devices else " (all; --devices N to use fewer)"
+    print(f"devices: {len(devices)} × {kind}{how}")
     print(
-        f"devices: {len(used)} × {used[0].platform} ({', '.join(str(d) for d in used[:4])}"
-        f"{', …' if len(used) > 4 else ''})"
+        f"data: {args.data}: {data.X.shape[0]} examples × {data.X.shape[1]} features, {data.task}"
     )
-    data = _load(args.data)
-    print(
-        f"data: {args.data} — {data.X.shape[0]} examples × {data.X.shape[1]} features, {data.task}"
-    )
-    print(f"model: {args.model}, penalty: {args.penalty}, folds: {args.folds}, steps: {args.steps}")
     if args.model == "linear" and data.task == "regression":
         run = _run_linear_regression(args, data, penalty)
     else:
         run = _run_network(args, data, penalty, devices)
     summary = run["fit"].summary
-    print(_table(summary, run["accuracy"], run["zero_fraction"], run["loss_name"]))
-    print(f"lambda_min = {summary.lambda_min:.4g}   lambda_1se = {summary.lambda_1se:.4g}")
-    _write_outputs(out, args, args.data, run)
+    print(_table(summary, run))
+    print(
+        f"lambda_min = {summary.lambda_min:.4g} (lowest CV loss), lambda_1se = "
+        f"{summary.lambda_1se:.4g} (largest λ within one SE of it: the choice)"
+    )
+    if run["diverged"]:
+        print(f"warning: {run['diverged']} trainings diverged (NaN): lower --lr")
+    extra = {
+        "data": args.data,
+        "devices": [str(device) for device in devices],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    _write_outputs(out, args, run, extra)
     print(f"wrote {out / 'results.json'}, {out / 'cv_curve.png'}, {out / 'path.png'}")
 
 
@@ -342,12 +429,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "sweep":
             sweep_command(args)
-    except UsageError as error:
+    except (UsageError, ValueError, TypeError) as error:
         print(f"jaxreg: error: {error}", file=sys.stderr)
         return 2
-    except (ValueError, TypeError) as error:
-        print(f"jaxreg: error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(
+            "\njaxreg: interrupted; rerun the same command with --resume to continue from the "
+            "last checkpoint",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 
