@@ -141,9 +141,12 @@ def test_norm_product_spectral_bounds_lipschitz_constant():
     rng = np.random.default_rng(7)
     w1, w2 = jnp.asarray(rng.normal(size=(4, 6))), jnp.asarray(rng.normal(size=(6, 3)))
     bound = penalties.norm_product([w1, w2], 1.0, ord=2)
-    jac = jax.jacobian(lambda x: jax.nn.relu(x @ w1) @ w2)
-    for x in rng.normal(size=(20, 4)):
-        assert np.linalg.norm(jac(jnp.asarray(x)), ord=2) <= bound * (1 + 1e-5)
+    jacobians = jax.vmap(jax.jacobian(lambda x: jax.nn.relu(x @ w1) @ w2))(
+        jnp.asarray(rng.normal(size=(20, 4)), jnp.float32)
+    )
+    spectral = np.linalg.norm(np.asarray(jacobians), ord=2, axis=(1, 2))
+    assert np.all(spectral <= bound * (1 + 1e-5))
+    assert spectral.max() > 0.2 * bound  # the bound is not vacuous here
 
 
 def test_seeds_variants_are_plain_strengths():

@@ -104,7 +104,7 @@ def test_safe_norm_value_and_gradient():
     np.testing.assert_allclose(grad, [[0.6, 0.0], [0.8, 0.0]])  # x/‖x‖, and 0 at the zero column
     np.testing.assert_array_equal(jax.grad(_tree.safe_sqrt)(0.0), 0.0)
     with jax.enable_x64(True):
-        check_grads(_tree.safe_norm, (jnp.asarray([[1.0, -2.0], [0.5, 3.0]]),), order=1)
+        check_grads(jax.jit(_tree.safe_norm), (jnp.asarray([[1.0, -2.0], [0.5, 3.0]]),), order=1)
 
 
 def test_groups_bookkeeping():

@@ -13,7 +13,7 @@ gradient with respect to a leaf keeps the leaf's dtype.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -57,6 +57,20 @@ def _half_sq_sum(leaf: jax.Array) -> jax.Array:
     return 0.5 * jnp.sum(jnp.square(leaf))
 
 
+def _leafwise(
+    params: PyTree, strength: Any, mask: Any, leaf_term: Callable[[jax.Array], jax.Array]
+) -> jax.Array:
+    """Σ over the selected leaves of λ_leaf · leaf_term(leaf), reduced in at least float32."""
+    strengths = _strengths(strength, params)
+    selected = _tree.resolve_mask(mask, params)
+
+    def leaf_value(leaf, lam):
+        leaf = _upcast(leaf)
+        return _tree.as_leaf_dtype(lam, leaf) * leaf_term(leaf)
+
+    return _tree.sum_leaves(leaf_value, params, strengths, mask=selected)
+
+
 def l1(params: PyTree, strength: Any, *, mask: Any = None) -> jax.Array:
     r"""The L1 (lasso) penalty.
 
@@ -77,6 +91,9 @@ def l1(params: PyTree, strength: Any, *, mask: Any = None) -> jax.Array:
     Returns:
         A scalar.
 
+    References:
+        Tibshirani, "Regression shrinkage and selection via the lasso", JRSS B 58(1), 1996.
+
     Example:
         >>> import jax.numpy as jnp
         >>> from jaxreg import penalties
@@ -86,14 +103,7 @@ def l1(params: PyTree, strength: Any, *, mask: Any = None) -> jax.Array:
         >>> float(penalties.l1(params, 0.5, mask={"w": True, "b": False}))
         3.0
     """
-    strengths = _strengths(strength, params)
-    selected = _tree.resolve_mask(mask, params)
-
-    def leaf_value(leaf, lam):
-        leaf = _upcast(leaf)
-        return _tree.as_leaf_dtype(lam, leaf) * _abs_sum(leaf)
-
-    return _tree.sum_leaves(leaf_value, params, strengths, mask=selected)
+    return _leafwise(params, strength, mask, _abs_sum)
 
 
 def l2(params: PyTree, strength: Any, *, mask: Any = None) -> jax.Array:
@@ -124,14 +134,7 @@ def l2(params: PyTree, strength: Any, *, mask: Any = None) -> jax.Array:
         >>> jax.grad(penalties.l2)(theta, 0.5)
         Array([ 0.5, -1. ,  1. ], dtype=float32)
     """
-    strengths = _strengths(strength, params)
-    selected = _tree.resolve_mask(mask, params)
-
-    def leaf_value(leaf, lam):
-        leaf = _upcast(leaf)
-        return _tree.as_leaf_dtype(lam, leaf) * _half_sq_sum(leaf)
-
-    return _tree.sum_leaves(leaf_value, params, strengths, mask=selected)
+    return _leafwise(params, strength, mask, _half_sq_sum)
 
 
 def elastic_net(
@@ -155,6 +158,10 @@ def elastic_net(
     Returns:
         A scalar.
 
+    References:
+        Zou & Hastie, "Regularization and variable selection via the elastic net", JRSS B
+        67(2), 2005.
+
     Example:
         >>> import jax.numpy as jnp
         >>> from jaxreg import penalties
@@ -162,17 +169,13 @@ def elastic_net(
         >>> float(penalties.elastic_net(theta, 2.0, l1_ratio=0.5))   # 2 * (0.5*3 + 0.25*5)
         5.5
     """
-    strengths = _strengths(strength, params)
     _tree.check_unit_interval(l1_ratio, "l1_ratio")
-    selected = _tree.resolve_mask(mask, params)
 
-    def leaf_value(leaf, lam):
-        leaf = _upcast(leaf)
-        lam = _tree.as_leaf_dtype(lam, leaf)
+    def mixed(leaf):
         rho = _tree.as_leaf_dtype(l1_ratio, leaf)
-        return lam * (rho * _abs_sum(leaf) + (1 - rho) * _half_sq_sum(leaf))
+        return rho * _abs_sum(leaf) + (1 - rho) * _half_sq_sum(leaf)
 
-    return _tree.sum_leaves(leaf_value, params, strengths, mask=selected)
+    return _leafwise(params, strength, mask, mixed)
 
 
 def group_lasso(
@@ -292,6 +295,11 @@ def norm_product(weights: Sequence[jax.Array], strength: Any, *, ord: Any = 2) -
 
     Returns:
         A scalar.
+
+    References:
+        Neyshabur, Tomioka & Srebro, "Norm-based capacity control in neural networks", COLT 2015;
+        Bartlett, Foster & Telgarsky, "Spectrally-normalized margin bounds for neural
+        networks", NeurIPS 2017.
 
     Example:
         >>> import jax.numpy as jnp
