@@ -442,6 +442,8 @@ def test_norm_product_bad_inputs():
         penalties.norm_product(ws, -1.0)
     with pytest.raises(ValueError, match="strength"):
         penalties.norm_product(ws, [1.0, 2.0])
+    with pytest.raises(ValueError, match="strength"):
+        penalties.norm_product(ws, {"a": 1.0})
     with pytest.raises(ValueError, match="weights"):
         penalties.norm_product([jnp.ones((2, 3, 4))], 1.0)
     with pytest.raises(TypeError, match="weights"):

@@ -310,7 +310,7 @@ def norm_product(weights: Sequence[jax.Array], strength: Any, *, ord: Any = 2) -
         2.0
     """
     _tree.check_nonnegative(strength, "strength")
-    if jax.tree.structure(strength).num_leaves != 1 or jnp.ndim(strength) != 0:
+    if jax.tree.structure(strength) != jax.tree.structure(0) or jnp.ndim(strength) != 0:
         raise ValueError(f"strength must be a single scalar, got {strength!r}")
     if isinstance(weights, jax.Array | np.ndarray):
         weights = [weights]
