@@ -81,9 +81,7 @@ def test_proximal_gradient_reaches_kkt_and_matches_sklearn(l1_ratio):
     grad = _data_loss_grad(X, y, w) + lam * (1 - l1_ratio) * w
     nonzero = w != 0
     assert 0 < nonzero.sum() < w.size  # a sparse solution, not a degenerate one
-    np.testing.assert_allclose(
-        grad[nonzero] + lam * l1_ratio * np.sign(w[nonzero]), 0.0, atol=TOL
-    )
+    np.testing.assert_allclose(grad[nonzero] + lam * l1_ratio * np.sign(w[nonzero]), 0.0, atol=TOL)
     assert np.all(np.abs(grad[~nonzero]) <= lam * l1_ratio + TOL)
 
     reference.fit(X, y)

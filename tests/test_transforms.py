@@ -69,9 +69,7 @@ CASES = {
         [0.0, 2.0, 8.0],
     ),
     "prox_elastic_net": (
-        lambda h, **kw: optax.chain(
-            optax.sgd(LR), jaxreg.prox_elastic_net(h, L1_RATIO, LR, **kw)
-        ),
+        lambda h, **kw: optax.chain(optax.sgd(LR), jaxreg.prox_elastic_net(h, L1_RATIO, LR, **kw)),
         _ref_elastic_net,
         [0.0, 3.0, 20.0],
     ),

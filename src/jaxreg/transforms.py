@@ -117,7 +117,6 @@ class ScheduleState(NamedTuple):
     count: jax.Array
 
 
-
 # A hyperparameter: (value or schedule, check for concrete values, may be one value per leaf).
 _Hyper = tuple[Any, Callable[[Any, str], None] | None, bool]
 # (selected update leaves, their param leaves, hyperparameters at this step, with per-leaf ones
@@ -262,7 +261,6 @@ def add_l1_sign(
     return _transform(
         "add_l1_sign", rule, {"strength": (strength, _tree.check_nonnegative, True)}, mask
     )
-
 
 
 def prox_l1(
