@@ -8,8 +8,9 @@ Two kinds of transform, placed differently in an ``optax.chain``:
 * :func:`prox_l1`, :func:`prox_elastic_net`, :func:`prox_group_lasso` (proximal steps) and
   :func:`clip_params`, :func:`max_norm` (projections) go **last** in a chain. They see the final
   update u and return u′ with θ + u′ = prox(θ + u); ``optax.apply_updates`` then lands the
-  parameters exactly on the proximal point (exact zeros for the sparse penalties, exactly inside
-  the set for projections). A transform after them would move the parameters off that point.
+  parameters on the proximal point (exact zeros for the sparse penalties, inside the box for
+  :func:`clip_params`; other values up to the rounding of the sum θ + u′). A transform after them
+  would move the parameters off that point.
 
 optax updates are *added* to the parameters and ``optax.sgd(lr)`` produces u = −lr·g, so the
 proximal gradient step (ISTA) θ ← prox_{lr·R}(θ − lr·g) is
