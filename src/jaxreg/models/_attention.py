@@ -103,8 +103,16 @@ def dot_product_attention(
         raise TypeError(f"mask must be boolean (True = attend), got dtype {jnp.result_type(mask)}")
     head_dim = q.shape[-1]
     logits_dtype = jnp.promote_types(q.dtype, jnp.float32)
-    logits = jnp.einsum("btnh,bsnh->bnts", q, k, preferred_element_type=logits_dtype)
-    logits = logits * jnp.asarray(1.0 / np.sqrt(head_dim), dtype=logits_dtype)
+    scale = 1.0 / np.sqrt(head_dim)
+    # Scaling q (T·H entries) rather than the logits (T·S) saves XLA:CPU a materialised
+    # [batch, heads, q_seq, k_seq] broadcast in the backward pass; half-precision q is scaled
+    # after the float32 matmul instead, so that the scale adds no rounding in 8 mantissa bits.
+    scale_q = jnp.finfo(q.dtype).bits >= 32
+    logits = jnp.einsum(
+        "btnh,bsnh->bnts", q * scale if scale_q else q, k, preferred_element_type=logits_dtype
+    )
+    if not scale_q:
+        logits = logits * scale
 
     attend = None if mask is None else jnp.asarray(mask)
     if is_causal:
