@@ -28,7 +28,10 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
 jax.config.update("jax_num_cpu_devices", CORES)
 
 import argparse  # noqa: E402
+import statistics  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -37,7 +40,6 @@ import optax  # noqa: E402
 from _common import (  # noqa: E402
     block,
     first_call_seconds,
-    interleaved_medians,
     matmul_gflops,
     write_json,
 )
@@ -119,6 +121,39 @@ def flops_per_member() -> float:
     return 6.0 * BATCH * matmul_macs * STEPS
 
 
+def wall_and_cpu_medians(
+    fns: dict[str, Callable[[], Any]], *, repeats: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Interleaved median wall time and median process CPU time (all threads) of each function.
+
+    CPU time tells how much of the machine a variant used: wall ≈ CPU / cores when it keeps
+    every core busy, and CPU time is what still compares fairly when other jobs share the host.
+    """
+    walls: dict[str, list[float]] = {name: [] for name in fns}
+    cpus: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            block(fn())
+            walls[name].append(time.perf_counter() - wall)
+            cpus[name].append(time.process_time() - cpu)
+    return (
+        {name: statistics.median(t) for name, t in walls.items()},
+        {name: statistics.median(t) for name, t in cpus.items()},
+    )
+
+
+def matmul_gflops_per_cpu_second(n: int = 1024, repeats: int = 10) -> float:
+    """The float32 matmul rate per CPU-second (per core fully used), robust to a shared host."""
+    a = jax.random.normal(jax.random.key(0), (n, n))
+    matmul = jax.jit(jnp.matmul)
+    block(matmul(a, a))
+    cpu = time.process_time()
+    for _ in range(repeats):
+        block(matmul(a, a))
+    return 2 * n**3 * repeats / (time.process_time() - cpu) / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller K=1024 run")
@@ -167,19 +202,19 @@ def main() -> None:
         "per_step_loop": first_call_seconds(per_step_loop),
     }
     traces_after_first = traces["count"]
-    medians = interleaved_medians(
+    medians, cpu_medians = wall_and_cpu_medians(
         {
             "sweep": run_sweep,
             "loop_of_trainings": loop_of_trainings,
             "per_step_loop": per_step_loop,
         },
         repeats=repeats,
-        warmup=0,
     )
     # The machine's rate: the better of two measurements (before and after the timed runs), so
     # that a noisy moment does not flatter the share reported for the sweep.
     rate_after = matmul_gflops()
     rate = max(rate_before, rate_after)
+    rate_per_cpu = matmul_gflops_per_cpu_second()
     print(
         f"float32 matmul rate (1024², same process): {rate:.1f} GFLOP/s "
         f"(before {rate_before:.1f}, after {rate_after:.1f})"
@@ -188,6 +223,16 @@ def main() -> None:
     sweep_flops = flops_per_member() * len(lambdas)
     sweep_gflops = sweep_flops / medians["sweep"] / 1e9
     loop_gflops = sweep_flops / medians["loop_of_trainings"] / 1e9
+    per_cpu = {
+        "sweep": sweep_flops / cpu_medians["sweep"] / 1e9,
+        "loop_of_trainings": sweep_flops / cpu_medians["loop_of_trainings"] / 1e9,
+        "per_step_loop": sweep_flops
+        * len(per_step_lambdas)
+        / len(lambdas)
+        / cpu_medians["per_step_loop"]
+        / 1e9,
+    }
+    cores_used = {name: cpu_medians[name] / medians[name] for name in medians}
 
     # Same answers: member k of the sweep equals the k-th training of the loop.
     swept, looped = run_sweep(), loop_of_trainings()
@@ -212,6 +257,15 @@ def main() -> None:
     print(
         f"  sweep: {sweep_gflops:.1f} GFLOP/s = {100 * sweep_gflops / rate:.0f} % of the matmul "
         f"rate (loop of runs: {loop_gflops:.1f} GFLOP/s)"
+    )
+    print(
+        f"  per CPU-second: sweep {per_cpu['sweep']:.1f}, loop of runs "
+        f"{per_cpu['loop_of_trainings']:.1f}, per-step loop {per_cpu['per_step_loop']:.1f} "
+        f"GFLOP; matmul {rate_per_cpu:.1f} (sweep: {100 * per_cpu['sweep'] / rate_per_cpu:.0f} %)"
+    )
+    print(
+        "  cores kept busy (CPU time / wall): "
+        + ", ".join(f"{name} {value:.2f}" for name, value in cores_used.items())
     )
     print(f"  traces of train_fn: {traces_after_first} on the first sweep, {traces['count']} total")
     print(f"  max |final loss sweep − loop| = {max_difference:.2e}")
@@ -259,6 +313,11 @@ def main() -> None:
             "matmul_gflops": rate,
             "matmul_gflops_before_after": [rate_before, rate_after],
             "median_seconds": {**medians, "per_step_loop_32_extrapolated": per_step_32},
+            "median_cpu_seconds": cpu_medians,
+            "gflops_per_cpu_second": per_cpu,
+            "matmul_gflops_per_cpu_second": rate_per_cpu,
+            "sweep_share_of_matmul_rate_per_cpu_second": per_cpu["sweep"] / rate_per_cpu,
+            "cores_used": cores_used,
             "first_call_seconds": first,
             "per_step_loop_measured_lambdas": len(per_step_lambdas),
             "speedup_vs_loop_of_trainings": medians["loop_of_trainings"] / medians["sweep"],
