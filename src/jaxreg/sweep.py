@@ -134,6 +134,8 @@ def _check_grid(grid: Grid) -> tuple[dict[str, np.ndarray], int]:
             raise ValueError(f"grid[{name!r}] must be 1-D, got shape {array.shape}")
         if array.size == 0:
             raise ValueError(f"grid[{name!r}] is empty")
+        if array.dtype.kind not in "biufc":
+            raise TypeError(f"grid[{name!r}] must hold numbers, got dtype {array.dtype}")
         columns[name] = array.astype(jax.dtypes.canonicalize_dtype(array.dtype), copy=False)
     sizes = {name: a.size for name, a in columns.items()}
     if len(set(sizes.values())) != 1:
@@ -245,8 +247,10 @@ def run(
 
     The program is ``jit(vmap(train_fn))`` with the grid axis sharded over a 1-D mesh of
     ``devices``; it is traced and compiled once per ``train_fn``, grid size and batch size, and
-    reused for new hyperparameter values. A grid that does not divide evenly over the devices
-    (or into batches) is padded with copies of its last member, and the padding is dropped.
+    reused for new hyperparameter values and keys (pass the same function object each time: a
+    new lambda or ``functools.partial`` per call is a new program). A grid that does not
+    divide evenly over the devices (or into batches) is padded with copies of its last member,
+    and the padding is dropped.
 
     Args:
       train_fn: ``train_fn(hparams, key) -> pytree``, a whole training; ``hparams`` is a dict of
