@@ -398,3 +398,19 @@ def test_clip_params_lands_inside_the_box_despite_rounding(dtype):
     target = np.clip(np.asarray(params, np.float64) + np.asarray(updates, np.float64), -0.1, 0.3)
     ulp = np.float64(jnp.finfo(dtype).eps) * np.maximum(np.abs(np.asarray(params, np.float64)), 1)
     assert np.all(np.abs(new - target) <= 4 * ulp)
+
+
+def test_max_norm_over_several_axes_and_with_inject_hyperparams():
+    rng = np.random.default_rng(3)
+    kernel = rng.normal(size=(3, 3, 2, 4))  # conv kernel [h, w, in, out]: one norm per out
+    norms = np.sqrt(np.sum(kernel**2, axis=(0, 1, 2), keepdims=True))
+    expected = kernel * np.minimum(1.0, 1.5 / norms)
+    params = jnp.asarray(kernel, jnp.float32)
+    for tx in (
+        jaxreg.max_norm(1.5, axis=(0, 1, 2)),
+        optax.inject_hyperparams(jaxreg.max_norm, static_args=("axis",))(1.5, axis=(0, 1, 2)),
+    ):
+        landed, _ = _step(tx, params, jnp.zeros_like(params))
+        np.testing.assert_allclose(landed, expected, rtol=1e-5)
+    with pytest.raises(TypeError, match="static_args"):
+        optax.inject_hyperparams(jaxreg.max_norm)(1.5).init(params)

@@ -87,7 +87,6 @@ at the transform's own step count. Concrete values are validated when the transf
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -375,16 +374,20 @@ def prox_elastic_net(
     )
 
 
-def _static_axes(group_axis: Any, params: PyTree, indices: Sequence[int]) -> Any:
-    """``group_axis`` for the selected leaves, checked to be Python ints (it is structure)."""
+def _require_int(value: Any, name: str) -> int:
+    """``value`` as a Python int; axes are structure, never data, so arrays are refused."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(
+            f"{name} must be a Python int, got {value!r}; with optax.inject_hyperparams pass "
+            f"static_args=('{name}',)"
+        )
+    return int(value)
+
+
+def _static_axes(group_axis: Any, params: PyTree, indices: Sequence[int]) -> list[int]:
+    """``group_axis`` (an int or a pytree of ints matching params) for the selected leaves."""
     axes = _broadcast(_for_selected(group_axis, params, indices, "group_axis"), len(indices))
-    for axis in axes:
-        if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
-            raise TypeError(
-                f"group_axis must be a Python int (or a pytree of ints), got {axis!r}; with "
-                "optax.inject_hyperparams pass static_args=('group_axis',)"
-            )
-    return [operator.index(axis) for axis in axes]
+    return [_require_int(axis, "group_axis") for axis in axes]
 
 
 def prox_group_lasso(
@@ -580,6 +583,11 @@ def max_norm(
         [[0.6 0.3]
          [0.8 0.4]]
     """
+
+    if isinstance(axis, tuple | list):
+        axis = tuple(_require_int(a, "axis") for a in axis)
+    else:
+        axis = _require_int(axis, "axis")
 
     def project(targets, values):
         return prox.max_norm(targets, values["max_value"], axis=axis)
