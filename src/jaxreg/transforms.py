@@ -54,7 +54,15 @@ prox_l1(λ, lr))`` is the usual heuristic proximal Adam (the prox ignores Adam's
   penalty in the loss (coupled); after ``optax.scale_by_adam`` it is decoupled weight decay
   (AdamW). The seeds' λ/(2m)·Σθ² term is strength λ/m; a λ·Σθ² term is strength 2λ.
 * Masks: every jaxreg transform takes ``mask=`` (a pytree of bools or a callable such as
-  :func:`jaxreg.masks.weights_only`); ``optax.masked(transform, mask)`` works as well.
+  :func:`jaxreg.masks.weights_only`); ``optax.masked(transform, mask)`` works as well. Leaves
+  left out pass through unchanged:
+
+  >>> sparse_weights = optax.chain(
+  ...     optax.sgd(lr), jaxreg.prox_l1(0.5, lr, mask=jaxreg.masks.weights_only))
+  >>> updates, _ = sparse_weights.update(grads, sparse_weights.init(params), params)
+  >>> print(np.asarray(optax.apply_updates(params, updates)["b"]).round(3))  # not thresholded
+  [ 0.1 -0.1]
+
 * Coupled vs decoupled L1 with Adam: ``add_l1_sign`` before ``optax.scale_by_adam`` puts λ·sign θ
   into the gradient that Adam normalizes (coupled; what the seeds do: their update is
   w ← w − lr·(∂loss/∂w + λ·sign w), with a λ/(2m)·Σ|θ| term being strength λ/(2m)); after it the
