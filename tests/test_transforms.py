@@ -414,3 +414,45 @@ def test_max_norm_over_several_axes_and_with_inject_hyperparams():
         np.testing.assert_allclose(landed, expected, rtol=1e-5)
     with pytest.raises(TypeError, match="static_args"):
         optax.inject_hyperparams(jaxreg.max_norm)(1.5).init(params)
+
+
+@pytest.mark.parametrize(
+    ("transform", "penalty"),
+    [
+        (jaxreg.prox_l1(2.0, LR), lambda z: jaxreg.penalties.l1(z, 2.0)),
+        (
+            jaxreg.prox_elastic_net(3.0, L1_RATIO, LR),
+            lambda z: jaxreg.penalties.elastic_net(z, 3.0, L1_RATIO),
+        ),
+        (
+            jaxreg.prox_group_lasso(3.0, LR, group_axis=GROUP_AXIS),
+            lambda z: jaxreg.penalties.group_lasso(z, 3.0, group_axis=GROUP_AXIS),
+        ),
+    ],
+    ids=["l1", "elastic_net", "group_lasso"],
+)
+def test_landing_point_minimizes_the_penalty_prox_objective(transform, penalty):
+    # Cross-check with jaxreg.penalties: θ + u′ minimizes R(z) + ‖z − (θ + u)‖² / (2·step).
+    with jax.enable_x64(True):
+        params, grads = _problem(np.float64)
+        target = jax.tree.map(lambda p, g: p - LR * g, params, grads)
+        landed, _ = _step(optax.chain(optax.sgd(LR), transform), params, grads)
+
+        def objective(z):
+            squares = jax.tree.map(lambda a, b: jnp.sum((a - b) ** 2), z, target)
+            return penalty(z) + sum(jax.tree.leaves(squares)) / (2 * LR)
+
+        best = objective(landed)
+        rng = np.random.default_rng(4)
+        for _ in range(20):
+            nudged = jax.tree.map(lambda z: z + 1e-3 * rng.normal(size=z.shape), landed)
+            assert objective(nudged) >= best - 1e-12
+
+
+def test_add_l1_sign_is_the_gradient_of_the_l1_penalty():
+    params, grads = _problem()
+    params = jax.tree.map(lambda p: jnp.where(p == 0, 0.5, p), params)  # differentiable point
+    tx = jaxreg.add_l1_sign(0.7)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    expected = jax.tree.map(jnp.add, grads, jax.grad(lambda p: jaxreg.penalties.l1(p, 0.7))(params))
+    _assert_tree_close(updates, jax.tree.map(np.asarray, expected), rtol=1e-6)
