@@ -372,7 +372,9 @@ def cv_path(
     """K-fold cross-validated path; λ chosen by glmnet's rule (:func:`jaxreg.cv.summarize`).
 
     The grid is the full data's (as ``LassoCV``); every fold's path is fitted in one compiled
-    program (``jax.vmap`` over folds, each fold centred on its own training rows); the
+    program (``lax.map`` over folds, each fold centred on its own training rows — measured 3×
+    faster than ``jax.vmap`` here, whose batched while-loops run every fold to the slowest
+    fold's iteration count); the
     validation MSE table ``[folds, K]`` is summarized with fold-size weights, and the full-data
     path is read off at λ_1se (``select="1se"``) or λ_min (``select="min"``).
 
@@ -472,7 +474,7 @@ def _fold_mse(x, y, train, lambdas, l1_ratio, tol, max_iter, *, fit_intercept, g
         validation = 1 - mask
         return (residual**2 @ validation) / jnp.sum(validation)
 
-    return jax.vmap(one_fold)(train)
+    return lax.map(one_fold, train)
 
 
 # --------------------------------------------------------------------------------------------
