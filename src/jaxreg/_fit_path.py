@@ -124,6 +124,25 @@ def _fold_ids(folds: Any, key: jax.Array, n: int) -> np.ndarray:
     return ids.astype(np.int32).reshape(n)
 
 
+def _given_grid(lambdas: Any, penalty: str) -> np.ndarray | None:
+    """The grid sorted descending, or None when only a count for the default grid is given."""
+    if isinstance(lambdas, int | np.integer) and not isinstance(lambdas, bool):
+        if penalty not in ("l1", "elastic_net", "group_lasso"):
+            raise ValueError(
+                f"penalty={penalty!r} has no reference λ: give lambdas as an explicit grid"
+            )
+        if lambdas < 1:
+            raise ValueError(f"lambdas must be a positive count or a grid, got {lambdas}")
+        return None
+    grid = np.sort(np.asarray(lambdas, dtype=np.float64).ravel())[::-1]
+    if grid.size == 0:
+        raise ValueError("lambdas must not be empty")
+    _tree.check_nonnegative(grid, "lambdas")
+    if penalty == "clip" and np.any(grid <= 0):
+        raise ValueError("lambdas must be > 0 for penalty='clip' (the box is [-1/λ, 1/λ])")
+    return grid
+
+
 def _check_labels(model: Model, initial_params: PyTree, X: np.ndarray, y: np.ndarray) -> None:
     """Cross-entropy needs integer class ids below the model's number of outputs."""
     if not np.issubdtype(y.dtype, np.integer):
@@ -304,17 +323,21 @@ def fit_path(
     if penalty == "elastic_net" and l1_ratio == 0:
         raise ValueError("l1_ratio must be > 0 for penalty='elastic_net' (use 'l2' for ridge)")
 
+    grid_lambdas = _given_grid(lambdas, penalty)
+
+    # Everything that can be checked on shapes alone is checked before anything compiles.
     init_key, fold_key, train_key = jax.random.split(key, 3)
+    param_shapes = jax.eval_shape(model.init, init_key)
+    if loss == "cross_entropy":
+        _check_labels(model, param_shapes, X, y)
+        y = y.astype(np.int32)
+    selected = _tree.resolve_mask(mask, param_shapes)
+    selected = selected if selected is not None else [True] * len(jax.tree.leaves(param_shapes))
+    if not any(selected):
+        raise ValueError("mask selects no leaf of the model's params")
     fold_ids_np = _fold_ids(folds, fold_key, X.shape[0])
     folds = int(fold_ids_np.max()) + 1
     initial_params = jax.jit(model.init)(init_key)  # one compile instead of one per op
-    if loss == "cross_entropy":
-        _check_labels(model, initial_params, X, y)
-        y = y.astype(np.int32)
-    selected = _tree.resolve_mask(mask, initial_params)
-    selected = selected if selected is not None else [True] * len(jax.tree.leaves(initial_params))
-    if not any(selected):
-        raise ValueError("mask selects no leaf of the model's params")
     mask_tree = jax.tree.unflatten(jax.tree.structure(initial_params), selected)
     X_all = jnp.asarray(X, dtype=jnp.float32)
     y_all = jnp.asarray(y)
@@ -332,13 +355,7 @@ def fit_path(
         return jnp.mean(per_example_loss(outputs, targets)), pre_activations
 
     lambda_ref = None
-    if isinstance(lambdas, int | np.integer):
-        if penalty not in ("l1", "elastic_net", "group_lasso"):
-            raise ValueError(
-                f"penalty={penalty!r} has no reference λ: give lambdas as an explicit grid"
-            )
-        if lambdas < 1:
-            raise ValueError(f"lambdas must be a positive count or a grid, got {lambdas}")
+    if grid_lambdas is None:
         grads = jax.jit(jax.grad(lambda p: data_loss(p, X_all, y_all)[0]))(initial_params)
         grad_leaves = jax.tree.leaves(grads)
         axes = _tree.per_leaf(group_axis, initial_params, "group_axis")
@@ -351,13 +368,6 @@ def fit_path(
             joint,
         )
         grid_lambdas = lambda_ref * np.logspace(0, np.log10(lambda_min_ratio), int(lambdas))
-    else:
-        grid_lambdas = np.sort(np.asarray(lambdas, dtype=np.float64).ravel())[::-1]
-        if grid_lambdas.size == 0:
-            raise ValueError("lambdas must not be empty")
-        _tree.check_nonnegative(grid_lambdas, "lambdas")
-        if penalty == "clip" and np.any(grid_lambdas <= 0):
-            raise ValueError("lambdas must be > 0 for penalty='clip' (the box is [-1/λ, 1/λ])")
 
     def regularizer(lam) -> optax.GradientTransformation:
         if penalty == "l1":
