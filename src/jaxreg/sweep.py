@@ -428,6 +428,11 @@ def _save_checkpoint(path: str, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _load_checkpoint(path: str, checkpoint_dir: str) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"checkpoint_dir {checkpoint_dir!r}: {path} is not an npz archive (corrupted, or not "
+            "a sweep checkpoint); delete it to start the sweep from scratch"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
