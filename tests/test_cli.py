@@ -105,7 +105,9 @@ def test_tiny_sweep_prints_devices_and_the_table_of_the_json(tiny_run):
         np.testing.assert_allclose(float(accuracy[:-1]) / 100, results["accuracy"][k], atol=6e-4)
         assert int(nonzero) == results["nonzeros"][k]
         np.testing.assert_allclose(float(zeros[:-1]) / 100, results["zero_fraction"][k], atol=6e-4)
-    assert re.search(r"lambda_min = \S+ .*lambda_1se = \S+", done.stdout)
+    selected = re.search(r"lambda_min = (\S+).*\nlambda_1se = (\S+)", done.stdout)
+    np.testing.assert_allclose(float(selected[1]), results["lambda_min"], rtol=1e-3)
+    np.testing.assert_allclose(float(selected[2]), results["lambda_1se"], rtol=1e-3)
     assert f"wrote {out / 'results.json'}" in done.stdout
 
 

@@ -201,7 +201,7 @@ def test_nonzeros_norms_and_selected_params_come_from_path_params(l1_fit):
     np.testing.assert_array_equal(fit.nonzeros, counts)
     norms = [[np.linalg.norm(w[k]) for w in weights] for k in range(5)]
     np.testing.assert_allclose(fit.norms, norms, rtol=1e-6)
-    assert fit.norm_labels == ["[0]['w']", "[1]['w']"]
+    assert fit.norm_labels == ["0.w", "1.w"]
     assert fit.selected == "1se" and fit.index_selected == fit.summary.index_1se
     assert fit.lambda_selected == fit.lambdas[fit.index_selected]
     jax.tree.map(

@@ -37,7 +37,8 @@ class FitPathResult(NamedTuple):
         summary: the :class:`jaxreg.cv.CVSummary` of the validation losses.
         nonzeros: nonzero penalized weights of the full-data fit at each λ ``[K]``.
         norms: Frobenius norm of each penalized leaf of the full-data fit ``[K, m]``.
-        norm_labels: a name per column of ``norms`` (its path in the params tree).
+        norm_labels: a name per column of ``norms``: its path in the params tree, such as
+            ``"0.w"`` (the first layer's weights of an MLP).
         params: the full-data fit at the selected λ.
         path_params: the full-data fits at every λ, stacked ``[K, ...]``.
         fold_losses: validation loss of each fold at each λ ``[folds, K]`` (NaN if diverged).
@@ -186,11 +187,23 @@ def _dual_norm(
     return max(float(jnp.max(jnp.sqrt(sq / size))) for sq, size in groups)
 
 
+def _path_name(path: tuple[Any, ...]) -> str:
+    """``layers[0]['w']`` reads ``0.w``; ``['blocks'][0]['attention']['query']`` reads
+    ``blocks.0.attention.query``."""
+    parts = []
+    for entry in path:
+        for field in ("key", "idx", "name"):
+            if hasattr(entry, field):
+                parts.append(str(getattr(entry, field)))
+                break
+        else:
+            parts.append(str(entry))
+    return ".".join(parts)
+
+
 def _leaf_labels(params: PyTree, selected: list[bool]) -> list[str]:
     paths = jax.tree_util.tree_flatten_with_path(params)[0]
-    return [
-        jax.tree_util.keystr(path) for (path, _), keep in zip(paths, selected, strict=True) if keep
-    ]
+    return [_path_name(path) for (path, _), keep in zip(paths, selected, strict=True) if keep]
 
 
 def fit_path(

@@ -408,9 +408,10 @@ def sweep_command(args) -> None:
         run = _run_network(args, data, penalty, devices)
     summary = run["fit"].summary
     print(_table(summary, run))
+    print(f"lambda_min = {summary.lambda_min:.4g}  (lowest CV loss)")
     print(
-        f"lambda_min = {summary.lambda_min:.4g} (lowest CV loss), lambda_1se = "
-        f"{summary.lambda_1se:.4g} (largest λ within one SE of it: the choice)"
+        f"lambda_1se = {summary.lambda_1se:.4g}  (largest λ within one standard error of the "
+        "lowest: the chosen model)"
     )
     if run["diverged"]:
         print(f"warning: {run['diverged']} trainings diverged (NaN): lower --lr")
