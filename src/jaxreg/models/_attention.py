@@ -8,7 +8,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg.models._core import Model, apply_dropout, check_rate, is_zero_rate, normal_init
+from jaxreg.models._core import (
+    Model,
+    apply_dropout,
+    check_rate,
+    is_zero_rate,
+    normal_init,
+    resolve_rate,
+)
 
 PyTree = Any
 
@@ -213,8 +220,7 @@ def multi_head_attention(d_model: int, num_heads: int, *, dropout_rate: Any = 0.
         train: bool = False,
         dropout_rate: Any = None,
     ) -> jax.Array:
-        rate = default_rate if dropout_rate is None else dropout_rate
-        check_rate(rate, "dropout_rate")
+        rate = resolve_rate(default_rate, dropout_rate)
         q = jnp.einsum("bsd,dnh->bsnh", x, params["query"]) + params["query_bias"]
         k = jnp.einsum("bsd,dnh->bsnh", x, params["key"]) + params["key_bias"]
         v = jnp.einsum("bsd,dnh->bsnh", x, params["value"]) + params["value_bias"]

@@ -37,6 +37,14 @@ def check_rate(rate: Any, name: str) -> None:
     _tree.check_unit_interval(rate, name, closed_right=False)
 
 
+def resolve_rate(default_rate: Any, override: Any) -> Any:
+    """The dropout rate an ``apply`` uses: its ``dropout_rate`` argument if given, else the
+    model's own; checked to lie in [0, 1) when concrete."""
+    rate = default_rate if override is None else override
+    check_rate(rate, "dropout_rate")
+    return rate
+
+
 def apply_dropout(
     x: jax.Array, rate: Any, key: jax.Array | None, *, train: bool, name: str = "rate"
 ) -> jax.Array:

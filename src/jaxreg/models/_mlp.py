@@ -12,6 +12,7 @@ from jaxreg.models._core import (
     apply_dropout,
     check_rate,
     dense_init,
+    resolve_rate,
     split_or_none,
 )
 
@@ -89,8 +90,7 @@ def mlp(
         dropout_rate: Any = None,
         return_activations: bool = False,
     ) -> jax.Array | tuple[jax.Array, list[jax.Array]]:
-        rate = default_rate if dropout_rate is None else dropout_rate
-        check_rate(rate, "dropout_rate")
+        rate = resolve_rate(default_rate, dropout_rate)
         if len(params) != num_layers:
             raise ValueError(f"params has {len(params)} layers, this mlp has {num_layers}")
         layer_keys = split_or_none(key, max(num_layers - 1, 1))

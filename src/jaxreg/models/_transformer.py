@@ -8,7 +8,14 @@ import jax
 import jax.numpy as jnp
 
 from jaxreg.models._attention import multi_head_attention
-from jaxreg.models._core import Model, apply_dropout, check_rate, dense_init, split_or_none
+from jaxreg.models._core import (
+    Model,
+    apply_dropout,
+    check_rate,
+    dense_init,
+    resolve_rate,
+    split_or_none,
+)
 
 PyTree = Any
 
@@ -120,8 +127,7 @@ def transformer_classifier(
         train: bool = False,
         dropout_rate: Any = None,
     ) -> jax.Array:
-        rate = default_rate if dropout_rate is None else dropout_rate
-        check_rate(rate, "dropout_rate")
+        rate = resolve_rate(default_rate, dropout_rate)
         if len(params["blocks"]) != num_blocks:
             raise ValueError(f"params have {len(params['blocks'])} blocks, expected {num_blocks}")
         if mask is not None and jnp.shape(mask) != jnp.shape(x)[:2]:
