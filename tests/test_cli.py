@@ -207,6 +207,25 @@ def test_linear_on_diabetes_uses_jaxreg_linear_with_sklearns_grid(tmp_path):
     assert_png(out / "cv_curve.png")
 
 
+def test_mlp_regression_on_a_users_csv(tmp_path):
+    from jaxreg import datasets
+
+    data = datasets.load("diabetes")
+    table = np.column_stack([data.X, data.y])
+    path = tmp_path / "diabetes.csv"
+    header = ",".join([*data.feature_names, "target"])
+    np.savetxt(path, table, delimiter=",", header=header, comments="")
+    out = tmp_path / "out"
+    done = jaxreg_sweep("--data", str(path), *TINY, "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "442 examples × 10 features, regression" in done.stdout
+    results = results_of(out)
+    assert results["accuracy"] is None and results["penalized_weights"] == 10 * 64 + 64 * 64 + 64
+    # targets are standardized: the null model at λ_ref has ½·E[y²] = 0.5 on held-out data
+    np.testing.assert_allclose(results["cv_mean"][0], 0.5, atol=0.1)
+    assert min(results["cv_mean"]) < 0.4  # the features explain about half the variance
+
+
 @pytest.mark.slow
 def test_linear_softmax_on_digits_on_one_device(tmp_path):
     out = tmp_path / "out"
