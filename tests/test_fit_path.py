@@ -426,6 +426,26 @@ def test_diverged_members_get_nan_losses_and_are_never_selected():
     np.testing.assert_allclose(weights[3, :, 0], [1.0, -2.0, 0.5, 0.0], atol=0.05)
 
 
+# --- checkpoints ------------------------------------------------------------------------------
+
+
+def test_checkpoint_resumes_the_same_fit_and_refuses_another(digits, tmp_path):
+    X, y = digits[0][:60], digits[1][:60]
+    model = jaxreg.models.mlp([64, 10])
+    settings = dict(penalty="l1", lambdas=2, folds=2, key=KEY, steps=6, batch_size=8)
+    first = jaxreg.fit_path(model, X, y, checkpoint_dir=tmp_path, **settings)
+    # the checkpoint holds the finished sweep: fitting again reads it back, bit for bit
+    again = jaxreg.fit_path(model, X, y, checkpoint_dir=tmp_path, **settings)
+    jax.tree.map(np.testing.assert_array_equal, again.path_params, first.path_params)
+    np.testing.assert_array_equal(again.fold_losses, first.fold_losses)
+    # same shapes, same grid and key, other data: resuming it would mix two fits
+    other = X.copy()
+    other[0, 0] += 1.0
+    with pytest.raises(ValueError, match="checkpoint"):
+        jaxreg.fit_path(model, other, y, checkpoint_dir=tmp_path, lambdas=list(first.lambdas),
+                        **{k: v for k, v in settings.items() if k != "lambdas"})  # fmt: skip
+
+
 # --- bad input --------------------------------------------------------------------------------
 
 
@@ -438,6 +458,8 @@ def _bad_nan(X, y):
 BAD_INPUTS = {
     "X_nan": (_bad_nan, "X"),
     "y_length": (lambda X, y: dict(y=y[:-1]), "y"),
+    "X_features": (lambda X, y: dict(X=X[:, :10]), "X"),
+    "mse_targets": (lambda X, y: dict(loss="mse", y=np.zeros((len(y), 3))), "y"),
     "y_float_labels": (lambda X, y: dict(y=y + 0.5), "y"),
     "y_out_of_range": (lambda X, y: dict(y=y + 5), "y"),
     "penalty": (lambda X, y: dict(penalty="l3"), "penalty"),

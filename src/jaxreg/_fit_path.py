@@ -144,7 +144,24 @@ def _given_grid(lambdas: Any, penalty: str) -> np.ndarray | None:
     return grid
 
 
-def _check_labels(model: Model, initial_params: PyTree, X: np.ndarray, y: np.ndarray) -> None:
+def _output_shape(model: Model, param_shapes: PyTree, X: np.ndarray) -> tuple[int, ...]:
+    """The model's output shape for X, found without computing anything."""
+    inputs = jax.ShapeDtypeStruct(X.shape, np.float32)
+    try:
+        return jax.eval_shape(model.apply, param_shapes, inputs).shape
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"X of shape {X.shape} does not fit the model: {error}") from None
+
+
+def _check_targets(y: np.ndarray, outputs: tuple[int, ...]) -> None:
+    """Regression targets need one value per model output."""
+    if y.size != int(np.prod(outputs)):
+        raise ValueError(
+            f"y of shape {y.shape} does not match the model's outputs {outputs} for loss='mse'"
+        )
+
+
+def _check_labels(y: np.ndarray, outputs: tuple[int, ...]) -> None:
     """Cross-entropy needs integer class ids below the model's number of outputs."""
     if not np.issubdtype(y.dtype, np.integer):
         if np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)):
@@ -155,8 +172,7 @@ def _check_labels(model: Model, initial_params: PyTree, X: np.ndarray, y: np.nda
             )
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D class ids for loss='cross_entropy', got shape {y.shape}")
-    outputs = jax.eval_shape(model.apply, initial_params, jax.ShapeDtypeStruct(X.shape, X.dtype))
-    classes = outputs.shape[-1]
+    classes = outputs[-1]
     if y.min() < 0 or y.max() >= classes:
         raise ValueError(
             f"y must hold class ids in [0, {classes}) for a model with {classes} outputs, got "
@@ -341,9 +357,12 @@ def fit_path(
     # Everything that can be checked on shapes alone is checked before anything compiles.
     init_key, fold_key, train_key = jax.random.split(key, 3)
     param_shapes = jax.eval_shape(model.init, init_key)
+    outputs = _output_shape(model, param_shapes, X)
     if loss == "cross_entropy":
-        _check_labels(model, param_shapes, X, y)
+        _check_labels(y, outputs)
         y = y.astype(np.int32)
+    elif loss == "mse":
+        _check_targets(y, outputs)
     selected = _tree.resolve_mask(mask, param_shapes)
     selected = selected if selected is not None else [True] * len(jax.tree.leaves(param_shapes))
     if not any(selected):
@@ -453,17 +472,25 @@ def fit_path(
         [learning_rate, l1_ratio, batch_size, joint],
         _tree.per_leaf(group_axis, initial_params, "group_axis"),
     )
-    result = sweep.run_steps(
-        init_fn,
-        step_fn,
-        members,
-        num_steps=steps,
-        key=jax.random.fold_in(train_key, configuration),
-        chunk_size=chunk_size,
-        checkpoint_dir=checkpoint_dir,
-        progress=progress,
-        devices=devices,
-    )
+    try:
+        result = sweep.run_steps(
+            init_fn,
+            step_fn,
+            members,
+            num_steps=steps,
+            key=jax.random.fold_in(train_key, configuration),
+            chunk_size=chunk_size,
+            checkpoint_dir=checkpoint_dir,
+            progress=progress,
+            devices=devices,
+        )
+    except ValueError as error:
+        if checkpoint_dir is None or "different sweep" not in str(error):
+            raise
+        raise ValueError(
+            f"{error} (for fit_path the sweep's key also covers X, y, the folds, the initial "
+            "parameters, penalty, loss, mask and learning rate: one of them changed)"
+        ) from error
 
     classification = loss == "cross_entropy"
 
