@@ -87,3 +87,13 @@ def test_vmapped_members_and_layers_get_independent_masks():
     assert not np.any(kept_by_both & ~kept_by_first)
     dropped_again = np.mean(~kept_by_both[kept_by_first])
     assert 0.2 < dropped_again < 0.8
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_half_precision_keeps_dtype_and_scale(dtype):
+    x = jnp.ones((4096,), dtype)
+    out = dropout(x, 0.25, key=jax.random.key(4))
+    assert out.dtype == dtype
+    kept = np.asarray(out[out != 0], np.float32)
+    # kept entries are 1/(1-p) rounded once to the output dtype
+    np.testing.assert_array_equal(kept, np.float32(jnp.asarray(1 / 0.75, dtype)))

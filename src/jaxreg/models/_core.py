@@ -52,8 +52,9 @@ def apply_dropout(
     if not train or is_zero_rate(rate):
         return x
     if key is None:
+        shown = f"{name}={rate}" if _tree.is_concrete(rate) else f"a traced {name}"
         raise ValueError(
-            f"dropout with {name}={rate} in training needs a PRNG key: pass "
+            f"dropout with {shown} in training needs a PRNG key: pass "
             "key=jax.random.key(seed) (split it per step, e.g. "
             "model.apply(params, x, key=step_key, train=True)), or use train=False for inference"
         )
@@ -61,7 +62,8 @@ def apply_dropout(
     # uniform draws lie in [0, 1), so a traced rate of 0 keeps every entry and divides by
     # exactly 1: the identity, as for a concrete 0.
     keep = jax.random.bernoulli(key, keep_prob, jnp.shape(x))
-    scaled = x / keep_prob.astype(jnp.result_type(x))
+    # divide in (at least) float32 so that a bf16 input is not scaled by a rounded 1/(1 - p)
+    scaled = (x / keep_prob).astype(jnp.result_type(x))
     return jnp.where(keep, scaled, jnp.zeros((), dtype=scaled.dtype))
 
 
