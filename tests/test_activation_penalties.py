@@ -50,7 +50,7 @@ def test_contractive_is_differentiable():
 
     with jax.enable_x64(True):
         w64, b64 = jnp.asarray(W, jnp.float64), jnp.asarray(B, jnp.float64)
-        check_grads(value, (w64, b64), order=2, modes=("rev",))
+        check_grads(value, (w64, b64), order=1, modes=("rev",))
 
 
 def test_contractive_bad_inputs():

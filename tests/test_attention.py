@@ -49,8 +49,11 @@ def _cases(shape):
 TOLERANCE = {jnp.float32: 1e-5, jnp.bfloat16: 2e-2}
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [(shape, jnp.float32) for shape in SHAPES]
+    + [(SHAPES[0], jnp.bfloat16), (SHAPES[2], jnp.bfloat16)],
+)
 def test_matches_jax_nn(shape, dtype):
     q, k, v = _qkv(shape, dtype)
     tol = TOLERANCE[dtype]
