@@ -187,6 +187,7 @@ def test_cv_path_against_independent_fold_runs():
     assert res.lambda_ == summary.lambda_1se
     np.testing.assert_allclose(res.coef, full.coef[summary.index_1se], atol=1e-10)
     np.testing.assert_allclose(res.intercept, full.intercept[summary.index_1se], atol=1e-10)
+    np.testing.assert_array_equal(res.nonzeros, (full.coef != 0).sum(axis=1))
 
 
 def test_cv_path_select_min_and_integer_folds():

@@ -91,6 +91,8 @@ class LinearCVPath(NamedTuple):
         path: the full-data :class:`LinearPath`.
         fold_mse: validation mean squared error ``[folds, K]``.
         folds: fold id per example ``[n]``.
+        nonzeros: number of nonzero coefficients of the full-data path per λ ``[K]`` (the top
+            axis of :func:`jaxreg.plot.cv_curve`).
     """
 
     lambdas: np.ndarray
@@ -101,6 +103,7 @@ class LinearCVPath(NamedTuple):
     path: LinearPath
     fold_mse: np.ndarray
     folds: np.ndarray
+    nonzeros: np.ndarray
 
 
 # --------------------------------------------------------------------------------------------
@@ -495,6 +498,7 @@ def cv_path(
         path=full,
         fold_mse=fold_mse,
         folds=fold_ids,
+        nonzeros=np.count_nonzero(full.coef, axis=1),
     )
 
 
