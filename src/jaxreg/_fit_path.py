@@ -196,7 +196,7 @@ def _dual_norm(
 ) -> float:
     """The smallest λ at which the penalty's subdifferential at 0 contains ``-grads``."""
     if penalty in ("l1", "elastic_net"):
-        sup_norm = max(float(jnp.max(jnp.abs(g))) for g in grads)
+        sup_norm = max(float(np.max(np.abs(np.asarray(g)))) for g in grads)
         return sup_norm if penalty == "l1" else sup_norm / l1_ratio
     axes = [_groups.normalize_axis(g, axis) for g, axis in zip(grads, group_axes, strict=True)]
     groups = _groups.group_sq_norms(grads, axes, joint=joint)
