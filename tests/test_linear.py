@@ -158,6 +158,12 @@ def test_float32_default_is_close_and_x64_stays_off():
     np.testing.assert_allclose(f32, f64, rtol=1e-4)
 
 
+def test_float32_warns_below_its_precision():
+    x, y = load_diabetes(return_X_y=True)
+    with pytest.warns(UserWarning, match="float64"):
+        linear.path(x, y, lambdas=3, tol=1e-9, max_iter=5, dtype=jnp.float32)
+
+
 def test_hyperparameters_are_data_no_recompile():
     x, y = _gaussian(80, 20)
     linear.path(x, y, l1_ratio=0.5, lambdas=10, tol=1e-6, **{"dtype": jnp.float64})

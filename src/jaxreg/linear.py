@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -378,6 +379,12 @@ def path(
     n, p = x_np.shape
     gram = _choose_gram(precompute, n, p)
     compute_dtype, x64 = _resolve_dtype(dtype)
+    if np.finfo(compute_dtype).bits < 64 and float(tol) < 1e-6:
+        warnings.warn(
+            f"tol={tol} is below what {compute_dtype} can certify (about 1e-6): λ may run to "
+            "max_iter and report converged=False; pass dtype=jnp.float64",
+            stacklevel=2,
+        )
     num_lambdas, grid = _grid_spec(lambdas, l1_ratio)
     with x64:
         grid, coef, intercept, gaps, epochs, converged = _path_program(
