@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
-from sklearn.linear_model import ElasticNet, enet_path, lasso_path
+from sklearn.linear_model import ElasticNet, Lasso, enet_path, lasso_path
 
 from jaxreg import cv, linear
 
@@ -91,11 +91,15 @@ def test_matches_sklearn_enet_path(name, rho):
     np.testing.assert_allclose(res.intercept, y.mean() - res.coef @ x.mean(0), rtol=1e-10)
 
 
-def test_intercepts_match_sklearn_estimator():
+@pytest.mark.parametrize("rho", [1.0, 0.7])
+def test_intercepts_match_sklearn_estimator(rho):
     x, y = load_diabetes(return_X_y=True)
-    res = linear.path(x, y, l1_ratio=0.7, lambdas=20, **TIGHT)
+    res = linear.path(x, y, l1_ratio=rho, lambdas=20, **TIGHT)
     for k in (0, 5, 12, 19):
-        model = ElasticNet(alpha=res.lambdas[k], l1_ratio=0.7, tol=1e-12, max_iter=200_000)
+        if rho == 1.0:
+            model = Lasso(alpha=res.lambdas[k], tol=1e-12, max_iter=200_000)
+        else:
+            model = ElasticNet(alpha=res.lambdas[k], l1_ratio=rho, tol=1e-12, max_iter=200_000)
         model.fit(x, y)
         np.testing.assert_allclose(res.coef[k], model.coef_, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(res.intercept[k], model.intercept_, rtol=1e-7)
