@@ -410,13 +410,15 @@ def test_diverged_members_get_nan_losses_and_are_never_selected():
         steps=40,
         batch_size=16,
         learning_rate=0.5,
+        select="min",
     )
     np.testing.assert_array_equal(fit.diverged.all(axis=0), [True, True, False, False])
     assert not fit.diverged[:, 2:].any()
     assert np.all(np.isnan(fit.fold_losses[:, :2]))
     assert np.all(np.isfinite(fit.fold_losses[:, 2:]))
     assert np.all(np.isnan(fit.summary.cvm[:2]))
-    assert fit.index_selected in (2, 3) and fit.summary.index_min in (2, 3)
+    assert fit.summary.index_min in (2, 3) and fit.summary.index_1se in (2, 3)
+    assert fit.selected == "min" and fit.index_selected == fit.summary.index_min
     weights = np.asarray(fit.path_params[0]["w"])
     assert not np.isfinite(weights[0]).all() and np.isfinite(weights[2:]).all()
     # the members that did not diverge fit the noiseless linear target
