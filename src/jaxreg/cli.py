@@ -359,9 +359,13 @@ def _run_linear_regression(args, data, penalty: str) -> dict[str, Any]:
     }
 
 
+def _loss_label(run: dict[str, Any]) -> str:
+    return "CV " + run["loss_name"].replace("_", "-")
+
+
 def _table(summary, run: dict[str, Any]) -> str:
     """glmnet's printout: one row per λ, the selections marked in the first column."""
-    loss = "CV " + run["loss_name"].replace("_", "-")
+    loss = _loss_label(run)
     width = max(len(loss), 10)
     header = f"{'':4}{'lambda':>10}  {loss:>{width}}  {'± SE':>8}"
     if run["accuracy"] is not None:
@@ -417,7 +421,9 @@ def _write_outputs(out: pathlib.Path, args, run: dict[str, Any], extra: dict[str
         json.dumps(results, indent=2, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     title = f"{extra['data']} · {run['model']} · {args.penalty} · {args.folds}-fold CV"
-    plot.cv_curve(fit, title=title).savefig(out / "cv_curve.png", dpi=110, bbox_inches="tight")
+    plot.cv_curve(fit, title=title, ylabel=_loss_label(run)).savefig(
+        out / "cv_curve.png", dpi=110, bbox_inches="tight"
+    )
     plot.path(fit, title=title).savefig(out / "path.png", dpi=110, bbox_inches="tight")
 
 
