@@ -18,6 +18,10 @@ import numpy as np
 import optax
 
 from jaxreg import _groups, _tree, cv, masks, penalties, sweep, transforms
+
+# One rule for folds across jaxreg (an int for cv.kfold, or the user's fold ids), shared with
+# jaxreg.linear.cv_path.
+from jaxreg.linear import _fold_ids
 from jaxreg.models import Model
 
 PyTree = Any
@@ -101,28 +105,6 @@ def _check_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{name} contains NaN or infinite values")
     return X, y
-
-
-def _fold_ids(folds: Any, key: jax.Array, n: int) -> np.ndarray:
-    """Fold ids ``[n]`` in ``0 .. k-1``: random (:func:`jaxreg.cv.kfold`) or the user's own."""
-    if isinstance(folds, bool):
-        raise TypeError("folds must be an int or an array of fold ids, got a bool")
-    if isinstance(folds, int | np.integer):
-        if folds < 2:
-            raise ValueError(f"folds must be an int >= 2, got {folds}")
-        if folds > n:
-            raise ValueError(f"folds ({folds}) must not exceed the number of examples ({n})")
-        return np.asarray(cv.kfold(n, int(folds), key=key), dtype=np.int32)
-    labels = np.asarray(folds)
-    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"folds must be an int or integer fold ids of shape ({n},), got dtype "
-            f"{labels.dtype} and shape {labels.shape}"
-        )
-    _, ids = np.unique(labels, return_inverse=True)
-    if ids.max() < 1:
-        raise ValueError("folds must contain at least 2 distinct fold ids")
-    return ids.astype(np.int32).reshape(n)
 
 
 def _given_grid(lambdas: Any, penalty: str) -> np.ndarray | None:
