@@ -118,6 +118,18 @@ def test_without_intercept_is_lasso_path_on_raw_data():
     np.testing.assert_allclose(ours, theirs, rtol=1e-6)
 
 
+def test_wide_elastic_net_with_more_nonzeros_than_working_slots():
+    # n=20, p=300: 40 working-set slots, ~85 nonzeros at the end of the path; slots rotate
+    x, y = _gaussian(20, 300, seed=5)
+    alphas, sk_coef = sklearn_path(x, y, 0.1, 5, 0.1)
+    res = linear.path(x, y, l1_ratio=0.1, lambdas=5, eps=0.1, precompute=False, **TIGHT)
+    assert res.converged.all() and (res.coef[-1] != 0).sum() > 40
+    xc, yc = x - x.mean(0), y - y.mean()
+    ours = [objective(xc, yc, res.coef[k], 0.0, alphas[k], 0.1) for k in range(5)]
+    theirs = [objective(xc, yc, sk_coef[k], 0.0, alphas[k], 0.1) for k in range(5)]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
 def test_gram_and_residual_forms_agree():
     x, y = _gaussian(80, 20)
     gram = linear.path(x, y, lambdas=30, precompute=True, **TIGHT)

@@ -17,12 +17,14 @@ descent inside one compiled program, a ``lax.scan`` over the descending λ grid 
 Each λ alternates (i) a full duality-gap check, (ii) a working set = the nonzero coefficients
 plus the features passing the sequential strong rule :math:`|x_j^\top r| > 2\lambda_k -
 \lambda_{k-1}` (scaled by ρn), and (iii) coordinate-descent epochs over that working set only.
-When ``n >= p`` the epochs run on the Gram matrix :math:`X^\top X` (a coordinate update costs
-one O(p) axpy, independent of n); when ``p > n`` the working set is capped at
-:math:`\min(p, \max(2n, 32))` features (nonzeros first, then by :math:`|x_j^\top r|`) and its
-own Gram matrix is formed each round, so the epochs stay in Gram form (in XLA a dot product per
-coordinate step measured 5-10× slower than an axpy). Convergence is certified by the duality
-gap over all p features only, so a feature wrongly left out is picked up at the next check.
+When ``p <= 2n`` the epochs run on the Gram matrix :math:`X^\top X` (a coordinate update costs
+one O(p) axpy, independent of n); for wider data the working set is capped at
+:math:`\min(p, \max(32, \min(2n, 512)))` features (nonzeros first, then by
+:math:`|x_j^\top r|`) and its own Gram matrix is formed each round, so the epochs stay in Gram
+form (in XLA a dot product per coordinate step measured 5-10× slower than an axpy).
+Convergence is certified by the duality gap over all p features only, so a feature wrongly left
+out is picked up at the next check. (An elastic net, ρ < 1, can have far more than 2n
+nonzeros, which rotating slots handle slowly: it uses the full Gram up to p = 8192.)
 
 float32 (JAX's default) reaches ``tol`` down to about 1e-6; ask for ``dtype=jnp.float64``
 below that.
@@ -185,11 +187,15 @@ def _epoch(g: _Design, w, aux, idx, count, alpha, beta):
 
 def _epochs(g: _Design, w, aux, idx, count, alpha, beta, dw_tol, epochs, max_iter):
     """Epochs over ``idx[:count]`` until sklearn's cheap test passes (the largest update is
-    small relative to the largest coefficient) or the epoch budget is spent."""
+    small relative to the largest coefficient), or this round's or the λ's epoch budget is spent.
+    """
+    # Bounded rounds keep the gap checks (and, for wide data, the slot choice) coming even when
+    # the cheap test cannot pass on a working set that is missing something.
+    budget = jnp.minimum(epochs + _EPOCHS_PER_ROUND, max_iter)
 
     def epochs_left(carry):
         _, _, done, settled = carry
-        return (~settled) & (done < max_iter)
+        return (~settled) & (done < budget)
 
     def run_epoch(carry):
         w, aux, done, _ = carry
@@ -200,6 +206,9 @@ def _epochs(g: _Design, w, aux, idx, count, alpha, beta, dw_tol, epochs, max_ite
         epochs_left, run_epoch, (w, aux, epochs, jnp.zeros((), bool))
     )
     return w, aux, epochs
+
+
+_EPOCHS_PER_ROUND = 50
 
 
 class _LambdaState(NamedTuple):
@@ -215,7 +224,7 @@ def _solve_one(d: _Design, w, aux, alpha, beta, alpha_prev, gap_tol, tol, max_it
     """Minimize at one λ from the warm start ``w``; stop on the duality gap.
 
     Each round: full gap check, a working set (nonzeros + strong-rule survivors), epochs on
-    it. In the residual form (p > n) the working set is capped at ``cap`` features and its own
+    it. In the residual form (p > 2n) the working set is capped at ``cap`` features and its own
     Gram matrix is formed per round (n·cap² flops), so epochs still run in Gram form.
     """
     gap, correlation = _duality_gap(d, w, aux, alpha, beta)
@@ -239,22 +248,31 @@ def _solve_one(d: _Design, w, aux, alpha, beta, alpha_prev, gap_tol, tol, max_it
 
     def working_gram_round(s: _LambdaState) -> _LambdaState:
         nonzero = s.w != 0
-        # Nonzeros first (the most KKT-violating first, should there be more than cap), then
-        # zero features by |correlation|.
-        violation = jnp.abs(s.correlation - beta * s.w - alpha * jnp.sign(s.w))
-        top = jnp.max(jnp.abs(s.correlation)) + 1
-        priority = jnp.where(nonzero, top + violation, jnp.abs(s.correlation))
+        magnitude = jnp.abs(s.correlation)
+        # While the nonzeros fit, they all get slots and zero features follow by |correlation|.
+        # Once they fill every slot, slots go to the largest KKT violations (zero or not);
+        # nonzeros left out stay fixed, which block coordinate descent allows.
+        violation = jnp.where(
+            nonzero,
+            jnp.abs(s.correlation - beta * s.w - alpha * jnp.sign(s.w)),
+            jnp.maximum(magnitude - alpha, 0),
+        )
+        fits = jnp.sum(nonzero) < cap
+        priority = jnp.where(
+            fits, jnp.where(nonzero, jnp.max(magnitude) + 1 + violation, magnitude), violation
+        )
         _, idx = lax.top_k(priority, cap)
-        valid = nonzero[idx] | (jnp.abs(s.correlation[idx]) > strong_threshold)
+        valid = nonzero[idx] | (magnitude[idx] > strong_threshold)
         # Zeroed columns (invalid slots) keep a zero coefficient.
         cols = d.matrix[idx] * valid[:, None].astype(d.matrix.dtype)
-        sub = _Design(cols @ cols.T, cols @ d.y, d.y, d.yy, jnp.sum(cols * cols, axis=1), True)
-        w_sub = s.w[idx]
+        sub = _Design(cols @ cols.T, None, None, None, jnp.sum(cols * cols, axis=1), True)
         (local,) = jnp.nonzero(valid, size=cap, fill_value=0)
+        # The slots' correlations with the current residual: nonzeros left outside the slots
+        # (more nonzeros than cap) stay fixed in this round's target, not dropped from it.
         w_sub, _, epochs = _epochs(
             sub,
-            w_sub,
-            sub.xty - sub.matrix @ w_sub,
+            s.w[idx],
+            cols @ s.aux,
             local,
             jnp.sum(valid),
             alpha,
@@ -280,8 +298,7 @@ def _solve_path(x, y, n_rows, lambdas, l1_ratio, tol, max_iter, *, gram: bool):
     gap_tol = tol * d.yy
     alphas_prev = jnp.concatenate([alphas[:1], alphas[:-1]])
     num_rows, num_features = x.shape
-    # Lasso solutions have at most n nonzeros (generic data): 2n slots leave room to grow.
-    cap = min(num_features, max(2 * num_rows, 32))
+    cap = _working_set_cap(num_rows, num_features)
 
     def one_lambda(carry, inputs):
         w, aux = carry
@@ -348,7 +365,8 @@ def path(
             intercept and no centring (as ``lasso_path`` on raw data).
         tol: relative duality-gap tolerance, > 0: stop when the gap ≤ ``tol · ‖y_c‖² / n``.
         max_iter: maximum coordinate-descent epochs per λ.
-        precompute: ``"auto"`` (Gram form when n ≥ p), ``True`` or ``False``.
+        precompute: ``"auto"`` (full Gram form when p ≤ 2n, or ρ < 1 and p ≤ 8192; else a
+            working-set Gram), ``True`` or ``False``.
         dtype: computation dtype; ``None`` is JAX's default float (float32 unless x64 is on).
             ``jnp.float64`` works without enabling x64 globally (it is enabled for this call).
 
@@ -377,7 +395,7 @@ def path(
     check_positive(tol, "tol")
     max_iter = _check_max_iter(max_iter)
     n, p = x_np.shape
-    gram = _choose_gram(precompute, n, p)
+    gram = _choose_gram(precompute, n, p, l1_ratio)
     compute_dtype, x64 = _resolve_dtype(dtype)
     if np.finfo(compute_dtype).bits < 64 and float(tol) < 1e-6:
         warnings.warn(
@@ -490,7 +508,7 @@ def cv_path(
                 jnp.asarray(tol, compute_dtype),
                 jnp.asarray(max_iter, jnp.int32),
                 fit_intercept=fit_intercept,
-                gram=_choose_gram(precompute, n, p),
+                gram=_choose_gram(precompute, n, p, l1_ratio),
             )
         )
     validation_sizes = np.bincount(fold_ids, minlength=num_folds)
@@ -564,9 +582,19 @@ def _check_max_iter(max_iter: Any) -> int:
     return int(max_iter)
 
 
-def _choose_gram(precompute: bool | str, n: int, p: int) -> bool:
+def _working_set_cap(n: int, p: int) -> int:
+    # Lasso solutions have at most n nonzeros (generic data): 2n slots leave room to grow; the
+    # 512 bound keeps the per-round n·cap² Gram affordable (more nonzeros than slots still
+    # converge: the most KKT-violating nonzeros take turns).
+    return min(p, max(32, min(2 * n, 512)))
+
+
+def _choose_gram(precompute: bool | str, n: int, p: int, l1_ratio: Any) -> bool:
     if precompute == "auto":
-        return n >= p
+        # Whenever the working-set cap would hold every feature, one full Gram is cheaper than
+        # a per-round one; an elastic net (ρ < 1) can have far more than 2n nonzeros, which the
+        # capped working set handles slowly, so it takes the full Gram while p² is affordable.
+        return p <= max(2 * n, 32) or (float(l1_ratio) < 1 and p <= 8192)
     if isinstance(precompute, bool):
         return precompute
     raise ValueError(f'precompute must be "auto", True or False, got {precompute!r}')
