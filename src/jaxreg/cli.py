@@ -452,7 +452,12 @@ def sweep_command(args) -> None:
     if args.model == "linear" and data.task == "regression":
         run = _run_linear_regression(args, data, penalty)
     else:
-        run = _run_network(args, data, penalty, devices)
+        try:
+            run = _run_network(args, data, penalty, devices)
+        except ValueError as error:
+            if not (args.resume and "checkpoint" in str(error)):
+                raise
+            raise UsageError(f"--resume: {error} (or rerun without --resume)") from None
     summary = run["fit"].summary
     print(_table(summary, run))
     print(f"lambda_min = {summary.lambda_min:.4g}  (lowest CV loss)")
