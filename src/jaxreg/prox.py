@@ -23,7 +23,9 @@ __all__ = ["l1", "l2", "elastic_net", "group_lasso", "box", "max_norm"]
 
 
 def _soft_threshold(x: jax.Array, threshold: jax.Array) -> jax.Array:
-    return jnp.sign(x) * jnp.maximum(jnp.abs(x) - threshold, 0)
+    # sign(x)·max(|x| − t, 0) written as x − clip(x, −t, t): the same values (entries within t
+    # become exactly +0), two cheap ops fewer in the fused optimizer kernel.
+    return x - jnp.clip(x, -threshold, threshold)
 
 
 def l1(x: PyTree, strength: Any, scaling: Any = 1.0) -> PyTree:
