@@ -261,3 +261,28 @@ def test_cv_path_bad_input():
         linear.cv_path(x, y, folds=np.zeros(10, int))
     with pytest.raises(ValueError, match="folds"):
         linear.cv_path(x, y, folds=np.zeros(9, int))
+
+
+def test_solve_vmaps_over_l1_ratio_and_matches_path():
+    x, y = _gaussian(80, 20)
+    grid = linear.path(x, y, lambdas=8, **TIGHT).lambdas
+    ratios = np.array([1.0, 0.6, 0.2])
+    with jax.enable_x64(True):
+        batched = jax.jit(
+            jax.vmap(
+                lambda r: linear.solve(
+                    jnp.asarray(x),
+                    jnp.asarray(y),
+                    jnp.asarray(grid),
+                    l1_ratio=r,
+                    tol=1e-10,
+                    max_iter=100_000,
+                )
+            )
+        )(jnp.asarray(ratios))
+        assert batched.coef.dtype == jnp.float64
+    for i, rho in enumerate(ratios):
+        single = linear.path(x, y, l1_ratio=rho, lambdas=grid, **TIGHT)
+        np.testing.assert_allclose(np.asarray(batched.coef[i]), single.coef, atol=1e-8)
+        np.testing.assert_allclose(np.asarray(batched.intercept[i]), single.intercept, atol=1e-8)
+        assert bool(batched.converged[i].all())

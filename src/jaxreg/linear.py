@@ -59,7 +59,7 @@ from jax import lax
 from jaxreg import cv
 from jaxreg._tree import check_positive, check_unit_interval
 
-__all__ = ["LinearCVPath", "LinearPath", "cv_path", "path"]
+__all__ = ["LinearCVPath", "LinearPath", "cv_path", "path", "solve"]
 
 
 class LinearPath(NamedTuple):
@@ -426,6 +426,71 @@ def path(
             converged=np.asarray(converged),
         )
     return result
+
+
+def solve(
+    X: jax.Array,
+    y: jax.Array,
+    lambdas: jax.Array,
+    *,
+    l1_ratio: Any = 1.0,
+    tol: Any = 1e-4,
+    max_iter: Any = 1000,
+    fit_intercept: bool = True,
+    precompute: bool | str = "auto",
+) -> LinearPath:
+    """The solver of :func:`path` as a pure JAX function: jittable, and ``jax.vmap``-able over
+    the data and over ``lambdas``, ``l1_ratio``, ``tol`` and ``max_iter`` (all data).
+
+    Same objective, stopping rule and units as :func:`path`, on a given grid (best descending:
+    warm starts follow its order) and in the dtype of ``X``. Nothing is validated except
+    concrete hyperparameters, and the result holds JAX arrays; use :func:`path` for the
+    checked, scikit-learn-like entry point.
+
+    Args:
+        X: design matrix ``[n, p]``.
+        y: targets ``[n]``.
+        lambdas: the λ grid ``[K]``.
+        l1_ratio: ρ in [0, 1].
+        tol: relative duality-gap tolerance, > 0.
+        max_iter: maximum coordinate-descent epochs per λ.
+        fit_intercept: centre X and y and return intercepts.
+        precompute: ``"auto"`` (full Gram form when p ≤ 2n), ``True`` or ``False``.
+
+    Returns:
+        A :class:`LinearPath` of JAX arrays.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, numpy as np
+        >>> from jaxreg import linear
+        >>> X = jax.random.normal(jax.random.key(0), (40, 5))
+        >>> y = X @ jnp.array([1.0, -2.0, 0.0, 0.0, 0.5])
+        >>> ratios = jnp.array([1.0, 0.5, 0.1])  # an elastic-net sweep in one program
+        >>> res = jax.vmap(lambda r: linear.solve(X, y, jnp.array([0.1]), l1_ratio=r))(ratios)
+        >>> res.coef.shape, bool(res.converged.all())
+        ((3, 1, 5), True)
+    """
+    check_unit_interval(l1_ratio, "l1_ratio")
+    check_positive(tol, "tol")
+    check_positive(max_iter, "max_iter")
+    x = jnp.asarray(X)
+    dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
+    x = x.astype(dtype)
+    n, p = x.shape
+    gram = p <= max(2 * n, 32) if precompute == "auto" else _choose_gram(precompute, n, p, 1.0)
+    grid, coef, intercept, gaps, epochs, converged = _path_program(
+        x,
+        jnp.asarray(y, dtype),
+        jnp.asarray(lambdas, dtype),
+        jnp.asarray(l1_ratio, dtype),
+        None,
+        jnp.asarray(tol, dtype),
+        jnp.asarray(max_iter, jnp.int32),
+        num_lambdas=None,
+        fit_intercept=bool(fit_intercept),
+        gram=gram,
+    )
+    return LinearPath(grid, coef, intercept, gaps, epochs, converged)
 
 
 def cv_path(
