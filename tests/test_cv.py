@@ -132,3 +132,30 @@ def test_kfold_bad_input():
         cv.kfold(10, 1, key=0)
     with pytest.raises(TypeError, match="n"):
         cv.kfold(10.0, 2, key=0)
+
+
+def test_fold_ids_from_a_count_is_kfold_and_from_labels_is_a_relabelling():
+    key = jax.random.key(3)
+    np.testing.assert_array_equal(cv.fold_ids(4, 11, key=key), np.asarray(cv.kfold(11, 4, key=key)))
+    labels = np.array([10, -2, 10, 5, 5, -2])
+    ids = cv.fold_ids(labels, 6)
+    # the same partition, numbered 0..k-1 in sorted label order
+    for a in range(6):
+        for b in range(6):
+            assert (ids[a] == ids[b]) == (labels[a] == labels[b])
+    assert sorted(set(ids.tolist())) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "folds, message",
+    [
+        (1, "folds must be between"),
+        (7, "folds must be between"),
+        (np.zeros(6, int), "at least 2"),
+        (np.arange(5), "shape"),
+        (np.ones(6) * 0.5, "integer"),
+    ],
+)
+def test_fold_ids_rejects_bad_folds(folds, message):
+    with pytest.raises(ValueError, match=message):
+        cv.fold_ids(folds, 6)

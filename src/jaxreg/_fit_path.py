@@ -21,7 +21,6 @@ from jaxreg import _groups, _tree, cv, masks, penalties, sweep, transforms
 
 # One rule for folds across jaxreg (an int for cv.kfold, or the user's fold ids), shared with
 # jaxreg.linear.cv_path.
-from jaxreg.linear import _fold_ids
 from jaxreg.models import Model
 
 PyTree = Any
@@ -349,7 +348,7 @@ def fit_path(
     selected = selected if selected is not None else [True] * len(jax.tree.leaves(param_shapes))
     if not any(selected):
         raise ValueError("mask selects no leaf of the model's params")
-    fold_ids_np = _fold_ids(folds, fold_key, X.shape[0])
+    fold_ids_np = cv.fold_ids(folds, X.shape[0], key=fold_key)
     folds = int(fold_ids_np.max()) + 1
     initial_params = jax.jit(model.init)(init_key)  # one compile instead of one per op
     mask_tree = jax.tree.unflatten(jax.tree.structure(initial_params), selected)

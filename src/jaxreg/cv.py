@@ -77,6 +77,37 @@ def kfold(n: int, k: int, *, key: Any) -> jax.Array:
     return jnp.zeros(n, jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32) % k)
 
 
+def fold_ids(folds: Any, n: int, *, key: Any = None) -> np.ndarray:
+    """Fold ids from a fold count (random, via :func:`kfold`) or from given labels (glmnet's
+    ``foldid``).
+
+    Args:
+        folds: an int ``k`` (``2 <= k <= n``) for :func:`kfold`, or integer labels ``[n]``
+            naming each example's fold (any distinct values; at least two of them).
+        n: number of examples.
+        key: key (or int seed) for :func:`kfold`; None means seed 0.
+
+    Returns:
+        An int32 numpy array ``[n]`` of fold ids ``0 .. k-1``.
+
+    Example:
+        >>> from jaxreg import cv
+        >>> cv.fold_ids([7, 7, 3, 9, 3], 5).tolist()
+        [1, 1, 0, 2, 0]
+    """
+    if isinstance(folds, int | np.integer) and not isinstance(folds, bool):
+        if folds < 2 or folds > n:
+            raise ValueError(f"folds must be between 2 and n={n}, got {folds}")
+        return np.asarray(kfold(n, int(folds), key=0 if key is None else key))
+    labels = np.asarray(folds)
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"folds must be an int or integer fold ids of shape ({n},), got {labels}")
+    _, ids = np.unique(labels, return_inverse=True)
+    if ids.max() < 1:
+        raise ValueError("folds must contain at least 2 distinct fold ids")
+    return ids.astype(np.int32)
+
+
 def summarize(losses: Any, lambdas: Any, *, weights: Any = None) -> CVSummary:
     r"""glmnet's cross-validation summary of per-fold losses along a λ grid.
 

@@ -546,7 +546,7 @@ def cv_path(
         raise ValueError(f'select must be "1se" or "min", got {select!r}')
     x_np, y_np = _check_data(X, y)
     n, p = x_np.shape
-    fold_ids = _fold_ids(folds, key, n)
+    fold_ids = cv.fold_ids(folds, n, key=key)
     num_folds = int(fold_ids.max()) + 1
     full = path(
         x_np,
@@ -703,17 +703,3 @@ def _default_grid(x_c, y_c, l1_ratio, eps, num_lambdas: int) -> jax.Array:
     # sklearn's convention when y is constant (after centring): a flat, tiny grid.
     resolution = np.finfo(np.float64).resolution
     return jnp.where(lambda_max <= resolution, jnp.asarray(resolution, x_c.dtype), grid)
-
-
-def _fold_ids(folds: Any, key: Any, n: int) -> np.ndarray:
-    if isinstance(folds, int | np.integer) and not isinstance(folds, bool):
-        if folds < 2 or folds > n:
-            raise ValueError(f"folds must be between 2 and n={n}, got {folds}")
-        return np.asarray(cv.kfold(n, int(folds), key=0 if key is None else key))
-    labels = np.asarray(folds)
-    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"folds must be an int or integer fold ids of shape ({n},), got {labels}")
-    _, ids = np.unique(labels, return_inverse=True)
-    if ids.max() < 1:
-        raise ValueError("folds must contain at least 2 distinct fold ids")
-    return ids.astype(np.int32)
