@@ -659,8 +659,9 @@ def run_steps(
                 }
                 _save_checkpoint(path, arrays)
             if bar is not None:
+                # postfix first without a redraw, so each chunk draws the bar once
+                bar.set_postfix(diverged=int(np.sum(_to_host(diverged)[:size])), refresh=False)
                 bar.update(taken)
-                bar.set_postfix(diverged=int(np.sum(_to_host(diverged)[:size])))
     finally:
         if bar is not None:
             bar.close()
