@@ -1,6 +1,6 @@
 r"""The seeds' three linear-regression examples, done correctly with jaxreg + optax.
 
-The source articles (see ``/work/shared/seeds/README.md``) regularize linear regression three
+The source articles (``shared/seeds/`` beside the repository) regularize linear regression three
 ways; their code has sign errors, reads globals and (seed 002) never clips the parameters it
 says it clips. Here each is an ``optax`` chain, trained with ``lax.scan``, and compared with the
 exact solution from :func:`jaxreg.linear.path` where the problem is the same one:
