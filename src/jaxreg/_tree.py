@@ -74,12 +74,23 @@ def check_bounds(lower: Any, upper: Any) -> None:
                 raise ValueError(f"lower must be <= upper, got lower={lo_leaf}, upper={hi_leaf}")
 
 
+def is_mask_function(mask: Any) -> bool:
+    """True when ``mask`` is a function ``params -> mask`` rather than a mask itself.
+
+    The rule of ``optax.masked``: a mask is called only when every one of its pytree leaves is
+    callable (a plain function is one callable leaf). A pytree of bools is used as it is even when
+    the container is callable — an Equinox module of bools is.
+    """
+    callable_leaves = jax.tree.leaves(jax.tree.map(callable, mask))
+    return bool(callable_leaves) and all(callable_leaves)
+
+
 def resolve_mask(mask: Any, params: PyTree) -> list[bool] | None:
-    """Turn ``mask`` (None, a pytree of bools or a callable ``params -> pytree``) into one bool
+    """Turn ``mask`` (None, a pytree of bools or a function ``params -> pytree``) into one bool
     per leaf of ``params``; raise ``ValueError`` naming ``mask`` when the trees differ."""
     if mask is None:
         return None
-    if callable(mask):
+    if is_mask_function(mask):
         mask = mask(params)
     mask_def = jax.tree.structure(mask)
     params_def = jax.tree.structure(params)
