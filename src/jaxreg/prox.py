@@ -1,34 +1,46 @@
 """Proximal operators and projections on pytrees.
 
 ``prox_{s·R}(x) = argmin_z  R(z) + ‖z − x‖² / (2s)`` for the regularizers of
-:mod:`jaxreg.penalties`, under the same scaling convention (SPEC §1): ``strength`` is λ and
-``scaling`` is the step ``s``. The hard regularizers (:func:`box`, :func:`max_norm`) are
-projections onto their sets. Every hyperparameter may be a Python float, a 0-d array or a traced
-value; ``strength`` may also be a pytree matching ``x`` (one strength per leaf). Each leaf keeps
-its dtype.
+:mod:`jaxreg.penalties`, under the same scaling convention (squared norms carry ½): ``strength``
+is λ and ``step_size`` is the step ``s`` (the learning rate of the gradient step before it). The
+hard regularizers (:func:`box`, :func:`max_norm`) are projections onto their sets. Every
+hyperparameter may be a Python float, a 0-d array or a traced value; ``strength`` may also be a
+pytree matching ``x`` (one strength per leaf). Each leaf keeps its dtype.
+
+Each function is the ``prox`` method of a :mod:`jaxreg.regularizers` object:
+``prox.l1(x, λ, s) == L1(λ).prox(x, s)``. The keyword ``scaling=`` of earlier releases still
+works, with a ``DeprecationWarning``; use ``step_size=``.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-
-from jaxreg import _groups, _tree
+from jaxreg import _tree
+from jaxreg.regularizers import L1, L2, Box, ElasticNet, GroupLasso, MaxNorm
 
 PyTree = Any
 
 __all__ = ["l1", "l2", "elastic_net", "group_lasso", "box", "max_norm"]
 
 
-def _soft_threshold(x: jax.Array, threshold: jax.Array) -> jax.Array:
-    # sign(x)·max(|x| − t, 0) written as x − clip(x, −t, t): the same values (entries within t
-    # become exactly +0), two cheap ops fewer in the fused optimizer kernel.
-    return x - jnp.clip(x, -threshold, threshold)
+def _step(step_size: Any, scaling: Any) -> Any:
+    """The step size, from ``step_size`` or the deprecated ``scaling=`` keyword (validated under
+    the name the caller used)."""
+    if scaling is None:
+        _tree.check_positive(step_size, "step_size")
+        return step_size
+    warnings.warn(
+        "the scaling= keyword of jaxreg.prox is deprecated: use step_size=",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    _tree.check_positive(scaling, "scaling")
+    return scaling
 
 
-def l1(x: PyTree, strength: Any, scaling: Any = 1.0) -> PyTree:
+def l1(x: PyTree, strength: Any, step_size: Any = 1.0, *, scaling: Any = None) -> PyTree:
     r"""Soft thresholding, the proximal operator of the L1 penalty.
 
     .. math::
@@ -37,7 +49,7 @@ def l1(x: PyTree, strength: Any, scaling: Any = 1.0) -> PyTree:
     Args:
         x: pytree of arrays.
         strength: λ ≥ 0; a scalar or a pytree matching ``x``.
-        scaling: the step size s > 0.
+        step_size: the step size s > 0 (``scaling=`` is its deprecated spelling).
 
     Returns:
         A pytree like ``x`` with entries smaller than sλ set exactly to zero.
@@ -48,17 +60,10 @@ def l1(x: PyTree, strength: Any, scaling: Any = 1.0) -> PyTree:
         >>> prox.l1(jnp.array([-2.0, 0.3, 1.5]), 0.5)
         Array([-1.5,  0. ,  1. ], dtype=float32)
     """
-    _tree.check_nonnegative(strength, "strength")
-    _tree.check_positive(scaling, "scaling")
-    strengths = _tree.per_leaf(strength, x, "strength")
-
-    def leaf_prox(leaf, lam):
-        return _soft_threshold(leaf, _tree.as_leaf_dtype(scaling * lam, leaf))
-
-    return _tree.map_leaves(leaf_prox, x, strengths)
+    return L1(strength).prox(x, _step(step_size, scaling))
 
 
-def l2(x: PyTree, strength: Any, scaling: Any = 1.0) -> PyTree:
+def l2(x: PyTree, strength: Any, step_size: Any = 1.0, *, scaling: Any = None) -> PyTree:
     r"""Shrinkage, the proximal operator of the penalty (λ/2)‖θ‖².
 
     .. math::
@@ -67,7 +72,7 @@ def l2(x: PyTree, strength: Any, scaling: Any = 1.0) -> PyTree:
     Args:
         x: pytree of arrays.
         strength: λ ≥ 0; a scalar or a pytree matching ``x``.
-        scaling: the step size s > 0.
+        step_size: the step size s > 0 (``scaling=`` is its deprecated spelling).
 
     Returns:
         A pytree like ``x``.
@@ -78,17 +83,12 @@ def l2(x: PyTree, strength: Any, scaling: Any = 1.0) -> PyTree:
         >>> prox.l2(jnp.array([2.0, -4.0]), 1.0)
         Array([ 1., -2.], dtype=float32)
     """
-    _tree.check_nonnegative(strength, "strength")
-    _tree.check_positive(scaling, "scaling")
-    strengths = _tree.per_leaf(strength, x, "strength")
-
-    def leaf_prox(leaf, lam):
-        return leaf / (1 + _tree.as_leaf_dtype(scaling * lam, leaf))
-
-    return _tree.map_leaves(leaf_prox, x, strengths)
+    return L2(strength).prox(x, _step(step_size, scaling))
 
 
-def elastic_net(x: PyTree, strength: Any, l1_ratio: Any = 0.5, scaling: Any = 1.0) -> PyTree:
+def elastic_net(
+    x: PyTree, strength: Any, l1_ratio: Any = 0.5, step_size: Any = 1.0, *, scaling: Any = None
+) -> PyTree:
     r"""Proximal operator of the elastic net λ(ρ‖θ‖₁ + (1−ρ)/2 ‖θ‖²).
 
     .. math::
@@ -99,7 +99,7 @@ def elastic_net(x: PyTree, strength: Any, l1_ratio: Any = 0.5, scaling: Any = 1.
         x: pytree of arrays.
         strength: λ ≥ 0; a scalar or a pytree matching ``x``.
         l1_ratio: ρ in [0, 1] (1 is the lasso, 0 is ridge).
-        scaling: the step size s > 0.
+        step_size: the step size s > 0 (``scaling=`` is its deprecated spelling).
 
     Returns:
         A pytree like ``x``.
@@ -110,21 +110,17 @@ def elastic_net(x: PyTree, strength: Any, l1_ratio: Any = 0.5, scaling: Any = 1.
         >>> prox.elastic_net(jnp.array([3.0, 0.2]), 2.0, l1_ratio=0.5)
         Array([1., 0.], dtype=float32)
     """
-    _tree.check_nonnegative(strength, "strength")
-    _tree.check_unit_interval(l1_ratio, "l1_ratio")
-    _tree.check_positive(scaling, "scaling")
-    strengths = _tree.per_leaf(strength, x, "strength")
-
-    def leaf_prox(leaf, lam):
-        step = _tree.as_leaf_dtype(scaling * lam, leaf)
-        rho = _tree.as_leaf_dtype(l1_ratio, leaf)
-        return _soft_threshold(leaf, step * rho) / (1 + step * (1 - rho))
-
-    return _tree.map_leaves(leaf_prox, x, strengths)
+    return ElasticNet(strength, l1_ratio).prox(x, _step(step_size, scaling))
 
 
 def group_lasso(
-    x: PyTree, strength: Any, scaling: Any = 1.0, *, group_axis: Any, joint: bool = False
+    x: PyTree,
+    strength: Any,
+    step_size: Any = 1.0,
+    *,
+    group_axis: Any,
+    joint: bool = False,
+    scaling: Any = None,
 ) -> PyTree:
     r"""Block soft thresholding, the proximal operator of λ Σ_g √|g| ‖θ_g‖₂.
 
@@ -139,7 +135,7 @@ def group_lasso(
     Args:
         x: pytree of arrays.
         strength: λ ≥ 0; a scalar or (when ``joint=False``) a pytree matching ``x``.
-        scaling: the step size s > 0.
+        step_size: the step size s > 0 (``scaling=`` is its deprecated spelling).
         group_axis: the axis indexing the groups; an int, or a pytree of ints matching ``x``.
         joint: join slice g of every leaf into one group (the leaves must have the same length
             along their group axis).
@@ -155,20 +151,9 @@ def group_lasso(
         Array([[2.1514, 0.    ],
                [2.8686, 0.    ]], dtype=float32)
     """
-    _tree.check_nonnegative(strength, "strength")
-    _tree.check_positive(scaling, "scaling")
-    _groups.check_joint_strength(strength, joint)
-    strengths = _tree.per_leaf(strength, x, "strength")
-    leaves, treedef = jax.tree.flatten(x)
-    groups = _groups.leaf_groups(leaves, _tree.per_leaf(group_axis, x, "group_axis"), joint=joint)
-    out = []
-    for leaf, lam, (axis, sq_norm, size) in zip(leaves, strengths, groups, strict=True):
-        norm = _tree.safe_sqrt(sq_norm)
-        threshold = scaling * lam * jnp.sqrt(jnp.asarray(size, dtype=norm.dtype))
-        keep = norm > threshold
-        factor = jnp.where(keep, 1 - threshold / jnp.where(keep, norm, 1), 0)
-        out.append(leaf * _groups.expand_to_leaf(factor, leaf, axis).astype(leaf.dtype))
-    return jax.tree.unflatten(treedef, out)
+    return GroupLasso(strength, group_axis=group_axis, joint=joint).prox(
+        x, _step(step_size, scaling)
+    )
 
 
 def box(x: PyTree, lower: Any, upper: Any) -> PyTree:
@@ -191,14 +176,7 @@ def box(x: PyTree, lower: Any, upper: Any) -> PyTree:
         >>> prox.box(jnp.array([-3.0, 0.5, 2.0]), -1.0, 1.0)
         Array([-1. ,  0.5,  1. ], dtype=float32)
     """
-    _tree.check_bounds(lower, upper)
-    lowers = _tree.per_leaf(lower, x, "lower")
-    uppers = _tree.per_leaf(upper, x, "upper")
-
-    def leaf_clip(leaf, lo, hi):
-        return jnp.clip(leaf, _tree.as_leaf_dtype(lo, leaf), _tree.as_leaf_dtype(hi, leaf))
-
-    return _tree.map_leaves(leaf_clip, x, lowers, uppers)
+    return Box(lower, upper).prox(x)
 
 
 def max_norm(x: PyTree, max_value: Any, *, axis: Any = 0) -> PyTree:
@@ -224,13 +202,4 @@ def max_norm(x: PyTree, max_value: Any, *, axis: Any = 0) -> PyTree:
         Array([[0.6, 0.3],
                [0.8, 0.4]], dtype=float32)
     """
-    _tree.check_nonnegative(max_value, "max_value")
-    caps = _tree.per_leaf(max_value, x, "max_value")
-
-    def leaf_project(leaf, cap):
-        norm = _tree.safe_norm(leaf, axis=axis, keepdims=True)
-        cap = _tree.as_leaf_dtype(cap, leaf)
-        over = norm > cap
-        return leaf * jnp.where(over, cap / jnp.where(over, norm, 1), 1).astype(leaf.dtype)
-
-    return _tree.map_leaves(leaf_project, x, caps)
+    return MaxNorm(max_value, axis=axis).prox(x)

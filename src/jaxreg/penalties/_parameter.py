@@ -13,62 +13,21 @@ gradient with respect to a leaf keeps the leaf's dtype.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxreg import _groups, _tree
+from jaxreg import _tree
+from jaxreg.regularizers import L1, L2, ElasticNet, GroupLasso
+from jaxreg.regularizers._base import upcast as _upcast
+from jaxreg.regularizers._elementwise import _abs
 
 PyTree = Any
 
 __all__ = ["l1", "l2", "elastic_net", "group_lasso", "norm_product"]
-
-
-def _strengths(strength: Any, params: PyTree) -> list[Any]:
-    """Validate ``strength`` and return one (0-d) strength per leaf of ``params``."""
-    _tree.check_nonnegative(strength, "strength")
-    for leaf in jax.tree.leaves(strength):
-        if jnp.ndim(leaf) != 0:
-            raise ValueError(
-                f"strength must be a scalar or a pytree of scalars, got shape {jnp.shape(leaf)}"
-            )
-    return _tree.per_leaf(strength, params, "strength")
-
-
-def _upcast(leaf: jax.Array) -> jax.Array:
-    leaf = jnp.asarray(leaf)
-    return leaf.astype(_tree.accumulation_dtype(leaf))
-
-
-def _abs(x: jax.Array) -> jax.Array:
-    # |x| written as x·sign(x) so that its derivative is sign(x), 0 at exactly 0 (jnp.abs has
-    # derivative 1 there, which would push exact zeros of a sparse solution off zero).
-    return x * jnp.sign(x)
-
-
-def _abs_sum(leaf: jax.Array) -> jax.Array:
-    return jnp.sum(_abs(leaf))
-
-
-def _half_sq_sum(leaf: jax.Array) -> jax.Array:
-    return 0.5 * jnp.sum(jnp.square(leaf))
-
-
-def _leafwise(
-    params: PyTree, strength: Any, mask: Any, leaf_term: Callable[[jax.Array], jax.Array]
-) -> jax.Array:
-    """Σ over the selected leaves of λ_leaf · leaf_term(leaf), reduced in at least float32."""
-    strengths = _strengths(strength, params)
-    selected = _tree.resolve_mask(mask, params)
-
-    def leaf_value(leaf, lam):
-        leaf = _upcast(leaf)
-        return _tree.as_leaf_dtype(lam, leaf) * leaf_term(leaf)
-
-    return _tree.sum_leaves(leaf_value, params, strengths, mask=selected)
 
 
 def l1(params: PyTree, strength: Any, *, mask: Any = None) -> jax.Array:
@@ -103,7 +62,7 @@ def l1(params: PyTree, strength: Any, *, mask: Any = None) -> jax.Array:
         >>> float(penalties.l1(params, 0.5, mask={"w": True, "b": False}))
         3.0
     """
-    return _leafwise(params, strength, mask, _abs_sum)
+    return L1(strength, mask=mask).value(params)
 
 
 def l2(params: PyTree, strength: Any, *, mask: Any = None) -> jax.Array:
@@ -134,7 +93,7 @@ def l2(params: PyTree, strength: Any, *, mask: Any = None) -> jax.Array:
         >>> jax.grad(penalties.l2)(theta, 0.5)
         Array([ 0.5, -1. ,  1. ], dtype=float32)
     """
-    return _leafwise(params, strength, mask, _half_sq_sum)
+    return L2(strength, mask=mask).value(params)
 
 
 def elastic_net(
@@ -169,13 +128,7 @@ def elastic_net(
         >>> float(penalties.elastic_net(theta, 2.0, l1_ratio=0.5))   # 2 * (0.5*3 + 0.25*5)
         5.5
     """
-    _tree.check_unit_interval(l1_ratio, "l1_ratio")
-
-    def mixed(leaf):
-        rho = _tree.as_leaf_dtype(l1_ratio, leaf)
-        return rho * _abs_sum(leaf) + (1 - rho) * _half_sq_sum(leaf)
-
-    return _leafwise(params, strength, mask, mixed)
+    return ElasticNet(strength, l1_ratio, mask=mask).value(params)
 
 
 def group_lasso(
@@ -219,30 +172,7 @@ def group_lasso(
         >>> round(float(penalties.group_lasso(w, 1.0, group_axis=1)), 4)   # sqrt(2) * 5
         7.0711
     """
-    _groups.check_joint_strength(strength, joint)
-    strengths = _strengths(strength, params)
-    selected = _tree.resolve_mask(mask, params)
-    leaves = jax.tree.leaves(params)
-    axes = _tree.per_leaf(group_axis, params, "group_axis")
-    chosen = [i for i in range(len(leaves)) if selected is None or selected[i]]
-    groups = _groups.leaf_groups(
-        [_upcast(leaves[i]) for i in chosen], [axes[i] for i in chosen], joint=joint
-    )
-
-    def weighted_norms(lam, sq_norms, size):
-        norms = _tree.safe_sqrt(sq_norms)
-        return _tree.as_leaf_dtype(lam, norms) * math.sqrt(size) * jnp.sum(norms)
-
-    if joint and groups:
-        _, sq_norms, size = groups[0]  # joined: every leaf carries the same totals
-        return weighted_norms(strengths[0], sq_norms, size)
-    terms = [
-        weighted_norms(strengths[i], sq_norms, size)
-        for i, (_, sq_norms, size) in zip(chosen, groups, strict=True)
-    ]
-    if not terms:
-        return jnp.zeros((), dtype=jnp.float32)
-    return sum(terms[1:], terms[0])
+    return GroupLasso(strength, group_axis=group_axis, joint=joint, mask=mask).value(params)
 
 
 _MATRIX_ORDS = "1, 2, inf, 'fro' or 'nuc'"
