@@ -1,8 +1,9 @@
 """jaxreg: regularization for JAX.
 
-One regularizer, three views under one scaling convention: its value (:mod:`jaxreg.penalties`),
-its proximal step (:mod:`jaxreg.prox`) and optax gradient transformations
-(:mod:`jaxreg.transforms`, re-exported here). Around them: jitted models with dropout
+One regularizer, three views under one scaling convention: a :mod:`jaxreg.regularizers` object
+has its value, its proximal step and its dual norm as methods; the same views are functions in
+:mod:`jaxreg.penalties` and :mod:`jaxreg.prox`, and optax gradient transformations in
+:mod:`jaxreg.transforms` (re-exported here). Around them: jitted models with dropout
 (:mod:`jaxreg.models`), whole hyperparameter grids trained in one compiled program
 (:mod:`jaxreg.sweep`), glmnet-style cross-validation (:mod:`jaxreg.cv`, :func:`fit_path`),
 convex linear paths (:mod:`jaxreg.linear`), plots (:mod:`jaxreg.plot`) and small datasets
@@ -12,7 +13,19 @@ Importing jaxreg does not start a JAX backend, so the number of host devices can
 afterwards (``jax.config.update("jax_num_cpu_devices", n)``).
 """
 
-from jaxreg import cv, datasets, linear, masks, models, penalties, plot, prox, sweep, transforms
+from jaxreg import (
+    cv,
+    datasets,
+    linear,
+    masks,
+    models,
+    penalties,
+    plot,
+    prox,
+    regularizers,
+    sweep,
+    transforms,
+)
 from jaxreg._fit_path import FitPathResult, fit_path
 from jaxreg.transforms import (
     add_l1_sign,
@@ -21,6 +34,7 @@ from jaxreg.transforms import (
     prox_elastic_net,
     prox_group_lasso,
     prox_l1,
+    proximal,
 )
 
 __version__ = "0.1.0"
@@ -42,6 +56,8 @@ __all__ = [
     "prox_elastic_net",
     "prox_group_lasso",
     "prox_l1",
+    "proximal",
+    "regularizers",
     "sweep",
     "transforms",
 ]

@@ -74,14 +74,15 @@ def check_bounds(lower: Any, upper: Any) -> None:
                 raise ValueError(f"lower must be <= upper, got lower={lo_leaf}, upper={hi_leaf}")
 
 
-def is_mask_function(mask: Any) -> bool:
-    """True when ``mask`` is a function ``params -> mask`` rather than a mask itself.
+def is_function(value: Any) -> bool:
+    """True when ``value`` is a function (a mask ``params -> mask``, a schedule ``count -> x``)
+    rather than a pytree of values.
 
-    The rule of ``optax.masked``: a mask is called only when every one of its pytree leaves is
-    callable (a plain function is one callable leaf). A pytree of bools is used as it is even when
-    the container is callable — an Equinox module of bools is.
+    The rule of ``optax.masked``: a value is called only when every one of its pytree leaves is
+    callable (a plain function is one callable leaf). A pytree of bools or numbers is used as it
+    is even when the container is callable — an Equinox module is.
     """
-    callable_leaves = jax.tree.leaves(jax.tree.map(callable, mask))
+    callable_leaves = jax.tree.leaves(jax.tree.map(callable, value))
     return bool(callable_leaves) and all(callable_leaves)
 
 
@@ -90,7 +91,7 @@ def resolve_mask(mask: Any, params: PyTree) -> list[bool] | None:
     per leaf of ``params``; raise ``ValueError`` naming ``mask`` when the trees differ."""
     if mask is None:
         return None
-    if is_mask_function(mask):
+    if is_function(mask):
         mask = mask(params)
     mask_def = jax.tree.structure(mask)
     params_def = jax.tree.structure(params)

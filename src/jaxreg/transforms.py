@@ -95,15 +95,16 @@ at the transform's own step count. Concrete values are validated when the transf
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from jaxreg import _tree, prox
+from jaxreg import _tree
+from jaxreg.regularizers import L1, Box, ElasticNet, GroupLasso, MaxNorm, Regularizer
 
 PyTree = Any
 Mask = PyTree | Callable[[PyTree], PyTree] | None
@@ -111,11 +112,12 @@ Mask = PyTree | Callable[[PyTree], PyTree] | None
 __all__ = [
     "ScheduleState",
     "add_l1_sign",
-    "prox_l1",
-    "prox_elastic_net",
-    "prox_group_lasso",
     "clip_params",
     "max_norm",
+    "prox_elastic_net",
+    "prox_group_lasso",
+    "prox_l1",
+    "proximal",
 ]
 
 
@@ -125,66 +127,37 @@ class ScheduleState(NamedTuple):
     count: jax.Array
 
 
-# A hyperparameter: (value or schedule, check for concrete values, may be one value per leaf).
-_Hyper = tuple[Any, Callable[[Any, str], None] | None, bool]
-# (selected update leaves, their param leaves, hyperparameters at this step, with per-leaf ones
-# already narrowed to the selected leaves) -> new update leaves.
-_LeafRule = Callable[[list[jax.Array], list[jax.Array], dict[str, Any]], list[jax.Array]]
+# (regularizer at this step, updates, params) -> new updates.
+_Rule = Callable[[Regularizer, PyTree, PyTree], PyTree]
 
 
-def _for_selected(value: Any, params: PyTree, indices: Sequence[int], name: str) -> Any:
-    """A single value stays single (shared by all leaves); a pytree matching ``params`` (one
-    value per leaf) becomes the list of its entries for the selected leaves."""
-    if jax.tree.structure(value) == jax.tree.structure(0):
-        return value
-    values = _tree.per_leaf(value, params, name)
-    return [values[i] for i in indices]
+def _at(value: Any, count: jax.Array) -> Any:
+    return value(count) if _tree.is_function(value) else value
 
 
-def _broadcast(value: Any, count: int) -> list[Any]:
-    return value if isinstance(value, list) else [value] * count
-
-
-def _transform(
+def _regularizer_transform(
     name: str,
-    rule: _LeafRule,
-    hyperparams: dict[str, _Hyper],
-    mask: Mask,
-    check_params: Callable[[list[jax.Array], list[int], PyTree], None] | None = None,
+    build: Callable[..., Regularizer],
+    hyperparams: dict[str, Any],
+    rule: Callable[[Regularizer, PyTree, PyTree, jax.Array], PyTree],
 ) -> optax.GradientTransformation:
-    """A transform applying ``rule`` to the leaves selected by ``mask``; the others pass through.
+    """A transform that builds its regularizer from the hyperparameters at each step.
 
-    Concrete hyperparameters are validated here, when the transform is built; a schedule is
-    called with the step count and its value validated (when concrete) at each update.
+    Schedules (callables ``count -> value``) are evaluated at the transform's step count before
+    the object is built, so a regularizer's leaf is never a schedule. The regularizer is built
+    once here too, with a traced count: concrete bad values fail when the transform is made,
+    while a schedule's values are checked when they are concrete, at each update.
     """
-    for key, (value, check, _) in hyperparams.items():
-        if check is not None and not callable(value):
-            check(value, key)
 
-    def selected_indices(params: PyTree) -> list[int]:
-        selected = _tree.resolve_mask(mask, params)
-        if selected is None:
-            return list(range(len(jax.tree.leaves(params))))
-        return [i for i, keep in enumerate(selected) if keep]
+    def current(count: jax.Array) -> Regularizer:
+        return build(**{key: _at(value, count) for key, value in hyperparams.items()})
 
-    def values_at(count: jax.Array, params: PyTree, indices: list[int]) -> dict[str, Any]:
-        values = {}
-        for key, (value, check, one_per_leaf) in hyperparams.items():
-            if callable(value):
-                value = value(count)
-                if check is not None:
-                    check(value, key)
-            values[key] = _for_selected(value, params, indices, key) if one_per_leaf else value
-        return values
+    jax.eval_shape(lambda count: current(count) and None, jnp.zeros([], jnp.int32))
 
     def init_fn(params: PyTree) -> ScheduleState:
-        indices = selected_indices(params)
-        count = jnp.zeros([], jnp.int32)
-        values_at(count, params, indices)  # per-leaf values must match params: fail early
-        if check_params is not None:
-            leaves = jax.tree.leaves(params)
-            check_params([leaves[i] for i in indices], indices, params)
-        return ScheduleState(count=count)
+        # Shapes only: a mask, per-leaf value or group axis that does not fit fails now.
+        jax.eval_shape(current(jnp.zeros([], jnp.int32)).prox, params)
+        return ScheduleState(count=jnp.zeros([], jnp.int32))
 
     def update_fn(
         updates: PyTree, state: ScheduleState, params: PyTree | None = None
@@ -194,33 +167,69 @@ def _transform(
                 f"jaxreg.{name} needs the current parameters: call "
                 "update(updates, state, params) (an optax.chain passes them on)."
             )
-        update_leaves, treedef = jax.tree.flatten(updates)
-        param_leaves = treedef.flatten_up_to(params)
-        indices = selected_indices(params)
-        new = rule(
-            [update_leaves[i] for i in indices],
-            [param_leaves[i] for i in indices],
-            values_at(state.count, params, indices),
-        )
-        out = list(update_leaves)
-        for i, leaf in zip(indices, new, strict=True):
-            out[i] = leaf
-        return treedef.unflatten(out), ScheduleState(count=optax.safe_increment(state.count))
+        new_updates = rule(current(state.count), updates, params, state.count)
+        return new_updates, ScheduleState(count=optax.safe_increment(state.count))
 
     return optax.GradientTransformation(init_fn, update_fn)
 
 
-def _landing(project: Callable[[list[jax.Array], dict[str, Any]], list[jax.Array]]) -> _LeafRule:
-    """Rule for proximal steps and projections: u′ = project(θ + u) − θ, in the update's dtype.
+def _proximal_step(
+    name: str, build: Callable[..., Regularizer], hyperparams: dict[str, Any], step_size: Any
+) -> optax.GradientTransformation:
+    """θ + u′ = reg.prox(θ + u, step) on the regularizer's leaves; the others keep u."""
+    if not _tree.is_function(step_size):
+        _tree.check_positive(step_size, "step_size")
 
-    Where the projection is exactly zero, θ + u′ = θ − θ is exactly zero too.
+    def rule(regularizer, updates, params, count):
+        step = _at(step_size, count)
+        if _tree.is_function(step_size):
+            _tree.check_positive(step, "step_size")
+        return regularizer._land(updates, params, step)
+
+    return _regularizer_transform(name, build, hyperparams, rule)
+
+
+def proximal(
+    regularizer: Regularizer, step_size: optax.ScalarOrSchedule = 1.0
+) -> optax.GradientTransformation:
+    r"""The proximal step of any regularizer object, as the last transform of a chain.
+
+    .. math::
+        \theta + u' = \operatorname{prox}_{s R}(\theta + u)
+
+    ``chain(optax.sgd(lr), proximal(reg, lr))`` is proximal gradient descent (ISTA) on
+    loss + R; for :class:`~jaxreg.regularizers.Box` and :class:`~jaxreg.regularizers.MaxNorm`
+    it is projected gradient descent (the step size does not matter for a projection). Leaves
+    outside the regularizer's mask pass through unchanged. Place it **last**: it must see the
+    final update u to land θ + u on the proximal point, and anything after it would move the
+    parameters off that point (and off exact zero).
+
+    Args:
+        regularizer: a :mod:`jaxreg.regularizers` object (its hyperparameters may be traced).
+        step_size: s > 0, the learning rate of the preceding gradient step; a scalar or a
+            schedule ``count -> s`` (pass the optimizer's own schedule).
+
+    Returns:
+        An ``optax.GradientTransformation`` whose ``update`` needs ``params``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import numpy as np
+        >>> import optax
+        >>> import jaxreg
+        >>> from jaxreg.regularizers import L1
+        >>> params = jnp.array([1.0, 0.05, -0.5])
+        >>> tx = optax.chain(optax.sgd(0.1), jaxreg.transforms.proximal(L1(1.0), 0.1))
+        >>> updates, _ = tx.update(jnp.array([0.0, 0.1, 1.0]), tx.init(params), params)
+        >>> print(np.asarray(optax.apply_updates(params, updates)).round(3))
+        [ 0.9  0.  -0.5]
     """
-
-    def rule(updates, params, values):
-        landed = project([p + u for u, p in zip(updates, params, strict=True)], values)
-        return [(x - p).astype(u.dtype) for x, p, u in zip(landed, params, updates, strict=True)]
-
-    return rule
+    if not isinstance(regularizer, Regularizer):
+        raise TypeError(
+            "regularizer must be a jaxreg.regularizers object (L1, L2, ElasticNet, GroupLasso, "
+            f"Box, MaxNorm), got {type(regularizer).__name__}"
+        )
+    return _proximal_step("proximal", lambda: regularizer, {}, step_size)
 
 
 def add_l1_sign(
@@ -259,15 +268,13 @@ def add_l1_sign(
         [ 0.35 -0.15 -0.05]
     """
 
-    def rule(updates, params, values):
-        lams = _broadcast(values["strength"], len(updates))
-        return [
-            u + _tree.as_leaf_dtype(lam, u) * jnp.sign(p).astype(u.dtype)
-            for u, p, lam in zip(updates, params, lams, strict=True)
-        ]
+    def rule(regularizer, updates, params, count):
+        del count
+        gradient = jax.grad(regularizer.value)(params)
+        return jax.tree.map(lambda u, g: u + g.astype(u.dtype), updates, gradient)
 
-    return _transform(
-        "add_l1_sign", rule, {"strength": (strength, _tree.check_nonnegative, True)}, mask
+    return _regularizer_transform(
+        "add_l1_sign", lambda strength: L1(strength, mask=mask), {"strength": strength}, rule
     )
 
 
@@ -312,17 +319,8 @@ def prox_l1(
         [ 0.9  0.  -0.5]
     """
 
-    def project(targets, values):
-        return prox.l1(targets, values["strength"], values["step_size"])
-
-    return _transform(
-        "prox_l1",
-        _landing(project),
-        {
-            "strength": (strength, _tree.check_nonnegative, True),
-            "step_size": (step_size, _tree.check_positive, False),
-        },
-        mask,
+    return _proximal_step(
+        "prox_l1", lambda strength: L1(strength, mask=mask), {"strength": strength}, step_size
     )
 
 
@@ -365,37 +363,12 @@ def prox_elastic_net(
         [1. 0.]
     """
 
-    def project(targets, values):
-        return prox.elastic_net(
-            targets, values["strength"], values["l1_ratio"], values["step_size"]
-        )
-
-    return _transform(
+    return _proximal_step(
         "prox_elastic_net",
-        _landing(project),
-        {
-            "strength": (strength, _tree.check_nonnegative, True),
-            "l1_ratio": (l1_ratio, _tree.check_unit_interval, False),
-            "step_size": (step_size, _tree.check_positive, False),
-        },
-        mask,
+        lambda strength, l1_ratio: ElasticNet(strength, l1_ratio, mask=mask),
+        {"strength": strength, "l1_ratio": l1_ratio},
+        step_size,
     )
-
-
-def _require_int(value: Any, name: str) -> int:
-    """``value`` as a Python int; axes are structure, never data, so arrays are refused."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(
-            f"{name} must be a Python int, got {value!r}; with optax.inject_hyperparams pass "
-            f"static_args=('{name}',)"
-        )
-    return int(value)
-
-
-def _static_axes(group_axis: Any, params: PyTree, indices: Sequence[int]) -> list[int]:
-    """``group_axis`` (an int or a pytree of ints matching params) for the selected leaves."""
-    axes = _broadcast(_for_selected(group_axis, params, indices, "group_axis"), len(indices))
-    return [_require_int(axis, "group_axis") for axis in axes]
 
 
 def prox_group_lasso(
@@ -428,7 +401,8 @@ def prox_group_lasso(
         step_size: s > 0, the learning rate of the preceding gradient step; a scalar or a
             schedule.
         group_axis: the axis indexing the groups; an int or a pytree of ints matching params.
-        axis: alias of ``group_axis`` (the spelling in SPEC §2); give one of the two.
+        axis: deprecated alias of ``group_axis`` (``axis`` names the axis a norm is taken
+            over everywhere else in jaxreg).
         joint: join slice g of all selected leaves into one group.
         mask: a pytree of bools matching params, or a callable ``params -> mask``.
 
@@ -450,58 +424,24 @@ def prox_group_lasso(
         [[2.151 0.   ]
          [2.869 0.   ]]
     """
-    if group_axis is not None and axis is not None:
-        raise TypeError("prox_group_lasso: give group_axis or its alias axis, not both")
-    if group_axis is None:
+
+    if axis is not None:
+        if group_axis is not None:
+            raise TypeError("prox_group_lasso: give group_axis, not also its old alias axis")
+        warnings.warn(
+            "prox_group_lasso(axis=...) is deprecated: the axis that indexes groups is "
+            "group_axis (axis always names the axis a norm is taken over)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         group_axis = axis
     if group_axis is None:
         raise TypeError("prox_group_lasso: group_axis is required (the axis indexing the groups)")
-    if not isinstance(joint, bool):
-        raise TypeError(f"joint must be a bool, got {joint!r}")
 
-    def check_params(leaves, indices, params):
-        axes = _static_axes(group_axis, params, indices)
-        # Shapes only: catches an axis out of range or joint groups of different counts now.
-        jax.eval_shape(
-            lambda xs: prox.group_lasso(xs, 0.0, 1.0, group_axis=axes, joint=joint), leaves
-        )
+    def build(strength):
+        return GroupLasso(strength, group_axis=group_axis, joint=joint, mask=mask)
 
-    def rule(updates, params, values):
-        # The full tree's group_axis was narrowed to the selected leaves like the strengths.
-        axes = _broadcast(values["group_axis"], len(updates))
-
-        def project(targets, values):
-            return prox.group_lasso(
-                targets, values["strength"], values["step_size"], group_axis=axes, joint=joint
-            )
-
-        return _landing(project)(updates, params, values)
-
-    return _transform(
-        "prox_group_lasso",
-        rule,
-        {
-            "strength": (strength, _tree.check_nonnegative, True),
-            "step_size": (step_size, _tree.check_positive, False),
-            "group_axis": (group_axis, None, True),
-        },
-        mask,
-        check_params,
-    )
-
-
-def _nudge_into_box(update: jax.Array, param: jax.Array, lower: Any, upper: Any) -> jax.Array:
-    """Keep θ + u′ inside [lower, upper] after ``optax.apply_updates`` rounds the sum.
-
-    When |θ| is much larger than the bound, θ + (clip(x) − θ) can round one ulp past the bound.
-    Moving u′ by one ulp towards the box keeps the parameters themselves inside (whenever the box
-    is wider than that ulp). 0.75·|u′|·eps rounds to exactly one ulp step and costs less than
-    ``jnp.nextafter``.
-    """
-    landed = (param + update).astype(param.dtype)
-    nudge = jnp.abs(update) * (0.75 * float(jnp.finfo(update.dtype).eps))
-    update = jnp.where(landed > _tree.as_leaf_dtype(upper, param), update - nudge, update)
-    return jnp.where(landed < _tree.as_leaf_dtype(lower, param), update + nudge, update)
+    return _proximal_step("prox_group_lasso", build, {"strength": strength}, step_size)
 
 
 def clip_params(lower: Any, upper: Any, *, mask: Mask = None) -> optax.GradientTransformation:
@@ -536,25 +476,12 @@ def clip_params(lower: Any, upper: Any, *, mask: Mask = None) -> optax.GradientT
         >>> print(np.asarray(optax.apply_updates(params, updates)).round(3))
         [ 1.  -0.6 -0.05]
     """
-    _tree.check_bounds(lower, upper)
 
-    def project(targets, values):
-        return prox.box(targets, values["lower"], values["upper"])
-
-    def rule(updates, params, values):
-        landed = _landing(project)(updates, params, values)
-        lowers = _broadcast(values["lower"], len(updates))
-        uppers = _broadcast(values["upper"], len(updates))
-        return [
-            _nudge_into_box(u, p, lo, hi)
-            for u, p, lo, hi in zip(landed, params, lowers, uppers, strict=True)
-        ]
-
-    return _transform(
+    return _proximal_step(
         "clip_params",
-        rule,
-        {"lower": (lower, None, True), "upper": (upper, None, True)},
-        mask,
+        lambda lower, upper: Box(lower, upper, mask=mask),
+        {"lower": lower, "upper": upper},
+        1.0,
     )
 
 
@@ -592,17 +519,9 @@ def max_norm(
          [0.8 0.4]]
     """
 
-    if isinstance(axis, tuple | list):
-        axis = tuple(_require_int(a, "axis") for a in axis)
-    else:
-        axis = _require_int(axis, "axis")
-
-    def project(targets, values):
-        return prox.max_norm(targets, values["max_value"], axis=axis)
-
-    return _transform(
+    return _proximal_step(
         "max_norm",
-        _landing(project),
-        {"max_value": (max_value, _tree.check_nonnegative, True)},
-        mask,
+        lambda max_value: MaxNorm(max_value, axis=axis, mask=mask),
+        {"max_value": max_value},
+        1.0,
     )
