@@ -136,9 +136,9 @@ def test_kfold_bad_input():
 
 def test_fold_ids_from_a_count_is_kfold_and_from_labels_is_a_relabelling():
     key = jax.random.key(3)
-    np.testing.assert_array_equal(cv.fold_ids(4, 11, key=key), np.asarray(cv.kfold(11, 4, key=key)))
+    np.testing.assert_array_equal(cv.fold_ids(11, 4, key=key), np.asarray(cv.kfold(11, 4, key=key)))
     labels = np.array([10, -2, 10, 5, 5, -2])
-    ids = cv.fold_ids(labels, 6)
+    ids = cv.fold_ids(6, labels)
     # the same partition, numbered 0..k-1 in sorted label order
     for a in range(6):
         for b in range(6):
@@ -158,4 +158,4 @@ def test_fold_ids_from_a_count_is_kfold_and_from_labels_is_a_relabelling():
 )
 def test_fold_ids_rejects_bad_folds(folds, message):
     with pytest.raises(ValueError, match=message):
-        cv.fold_ids(folds, 6)
+        cv.fold_ids(6, folds)

@@ -3,6 +3,12 @@
 Folds × λ — and the full-data fit at every λ — are trained in one sweep
 (:func:`jaxreg.sweep.run_steps`), the cross-validation curve is summarised with glmnet's
 definitions (:func:`jaxreg.cv.summarize`) and the full-data fit at the selected λ is returned.
+
+The pieces: the grid (:func:`_lambda_grid`), one member's training (:class:`_Training`, whose
+static description is hashable, so the compiled sweep is reused by a second call with new data
+of the same shapes), the evaluation of every member (:func:`_validation`) and the summary
+(:func:`_summarize`). How a penalty enters training is read from one registry
+(:mod:`jaxreg._path_penalties`) that the CLI reads too.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -17,19 +24,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxreg import _groups, _tree, cv, masks, penalties, sweep, transforms
-
-# One rule for folds across jaxreg (an int for cv.kfold, or the user's fold ids), shared with
-# jaxreg.linear.cv_path.
+from jaxreg import _checks, _path_penalties, _tree, cv, masks, sweep, transforms
+from jaxreg._path_penalties import PathOptions, PathPenalty
 from jaxreg.models import Model
+from jaxreg.regularizers import Regularizer
 
 PyTree = Any
 
 __all__ = ["FitPathResult", "fit_path"]
 
-PENALTIES = ("l1", "elastic_net", "group_lasso", "l2", "contractive", "clip")
 LOSSES = ("cross_entropy", "mse")
-_FULL_DATA = -1  # the fold id of the member trained on every example
+OPTIMIZERS = ("sgd",)
+_DEFAULT_OPTIONS = {"l1_ratio": 0.5, "group_axis": 1, "joint": False}
 
 
 class FitPathResult(NamedTuple):
@@ -76,53 +82,20 @@ class FitPathResult(NamedTuple):
     fold_ids: np.ndarray
 
 
+def half_squared_error(outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """½‖output − target‖² per example."""
+    outputs = outputs.reshape(targets.shape[0], -1)
+    return 0.5 * jnp.sum(jnp.square(outputs - targets.reshape(outputs.shape)), axis=-1)
+
+
 def _per_example_loss(loss: str | Callable) -> Callable[[jax.Array, jax.Array], jax.Array]:
     if callable(loss):
         return loss
     if loss == "cross_entropy":
         return optax.softmax_cross_entropy_with_integer_labels
     if loss == "mse":
-
-        def half_squared_error(outputs, targets):
-            outputs = outputs.reshape(targets.shape[0], -1)
-            return 0.5 * jnp.sum(jnp.square(outputs - targets.reshape(outputs.shape)), axis=-1)
-
         return half_squared_error
     raise ValueError(f"loss must be one of {LOSSES} or a callable, got {loss!r}")
-
-
-def _check_data(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    X = np.asarray(X)
-    y = np.asarray(y)
-    if X.ndim < 2:
-        raise ValueError(f"X must have a batch axis and features (ndim >= 2), got shape {X.shape}")
-    if y.ndim < 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"y must have one row per example of X ({X.shape[0]}), got {y.shape}")
-    for name, array in (("X", X), ("y", y)):
-        if not np.issubdtype(array.dtype, np.number):
-            raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"{name} contains NaN or infinite values")
-    return X, y
-
-
-def _given_grid(lambdas: Any, penalty: str) -> np.ndarray | None:
-    """The grid sorted descending, or None when only a count for the default grid is given."""
-    if isinstance(lambdas, int | np.integer) and not isinstance(lambdas, bool):
-        if penalty not in ("l1", "elastic_net", "group_lasso"):
-            raise ValueError(
-                f"penalty={penalty!r} has no reference λ: give lambdas as an explicit grid"
-            )
-        if lambdas < 1:
-            raise ValueError(f"lambdas must be a positive count or a grid, got {lambdas}")
-        return None
-    grid = np.sort(np.asarray(lambdas, dtype=np.float64).ravel())[::-1]
-    if grid.size == 0:
-        raise ValueError("lambdas must not be empty")
-    _tree.check_nonnegative(grid, "lambdas")
-    if penalty == "clip" and np.any(grid <= 0):
-        raise ValueError("lambdas must be > 0 for penalty='clip' (the box is [-1/λ, 1/λ])")
-    return grid
 
 
 def _output_shape(model: Model, param_shapes: PyTree, X: np.ndarray) -> tuple[int, ...]:
@@ -134,20 +107,17 @@ def _output_shape(model: Model, param_shapes: PyTree, X: np.ndarray) -> tuple[in
         raise ValueError(f"X of shape {X.shape} does not fit the model: {error}") from None
 
 
-def _check_targets(y: np.ndarray, outputs: tuple[int, ...]) -> None:
-    """Regression targets need one value per model output."""
-    if y.size != int(np.prod(outputs)):
+def _checked_targets(y: np.ndarray, loss: Any, outputs: tuple[int, ...]) -> np.ndarray:
+    """Cross-entropy needs integer class ids below the number of outputs; ``"mse"`` one target
+    per output."""
+    if loss == "mse" and y.size != int(np.prod(outputs)):
         raise ValueError(
             f"y of shape {y.shape} does not match the model's outputs {outputs} for loss='mse'"
         )
-
-
-def _check_labels(y: np.ndarray, outputs: tuple[int, ...]) -> None:
-    """Cross-entropy needs integer class ids below the model's number of outputs."""
+    if loss != "cross_entropy":
+        return y
     if not np.issubdtype(y.dtype, np.integer):
-        if np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)):
-            y = y.astype(np.int64)
-        else:
+        if not (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y))):
             raise ValueError(
                 f"y must hold integer class ids for loss='cross_entropy', got dtype {y.dtype}"
             )
@@ -159,10 +129,12 @@ def _check_labels(y: np.ndarray, outputs: tuple[int, ...]) -> None:
             f"y must hold class ids in [0, {classes}) for a model with {classes} outputs, got "
             f"values in [{y.min()}, {y.max()}]"
         )
+    return y.astype(np.int32)
 
 
 def _configuration_digest(*parts: Any) -> int:
-    """A 31-bit digest of everything a resumed sweep must share besides its grid and key."""
+    """A 31-bit digest of the static settings a resumed sweep must share (its data, grid and
+    key are fingerprinted by the sweep itself)."""
     hasher = hashlib.sha256()
     for part in parts:
         for leaf in jax.tree.leaves(part):
@@ -170,18 +142,6 @@ def _configuration_digest(*parts: Any) -> int:
             hasher.update(f"{array.dtype}{array.shape}".encode())
             hasher.update(array.tobytes())
     return int.from_bytes(hasher.digest()[:4], "little") >> 1
-
-
-def _dual_norm(
-    penalty: str, grads: list[jax.Array], group_axes: list[Any], l1_ratio: float, joint: bool
-) -> float:
-    """The smallest λ at which the penalty's subdifferential at 0 contains ``-grads``."""
-    if penalty in ("l1", "elastic_net"):
-        sup_norm = max(float(np.max(np.abs(np.asarray(g)))) for g in grads)
-        return sup_norm if penalty == "l1" else sup_norm / l1_ratio
-    axes = [_groups.normalize_axis(g, axis) for g, axis in zip(grads, group_axes, strict=True)]
-    groups = _groups.group_sq_norms(grads, axes, joint=joint)
-    return max(float(jnp.max(jnp.sqrt(sq / size))) for sq, size in groups)
 
 
 def _path_name(path: tuple[Any, ...]) -> str:
@@ -203,13 +163,316 @@ def _leaf_labels(params: PyTree, selected: list[bool]) -> list[str]:
     return [_path_name(path) for (path, _), keep in zip(paths, selected, strict=True) if keep]
 
 
+# --------------------------------------------------------------------------------------------
+# one member's training
+
+
+def _member_optimizer(
+    optimizer: Any, regularizer: Regularizer | None, learning_rate: Any
+) -> optax.GradientTransformation:
+    """The optimizer of one member: a proximal step never out of step with the optimizer."""
+    if optimizer == "sgd":
+        sgd = optax.sgd(learning_rate)
+        if regularizer is None:
+            return sgd
+        return optax.chain(sgd, transforms.proximal(regularizer, learning_rate))
+    if isinstance(optimizer, optax.GradientTransformation):
+        return optimizer  # only with smooth penalties: checked by _check_optimizer
+    chosen = optimizer(regularizer)
+    if not isinstance(chosen, optax.GradientTransformation):
+        raise TypeError(
+            "optimizer must return an optax.GradientTransformation when called with the "
+            f"member's regularizer, got {type(chosen).__name__}"
+        )
+    return chosen
+
+
+def _check_optimizer(optimizer: Any, regularizer: Regularizer | None, learning_rate: Any) -> None:
+    if isinstance(optimizer, optax.GradientTransformation):
+        if regularizer is not None:
+            raise TypeError(
+                f"optimizer: an optax optimizer with the proximal penalty {regularizer!r} would "
+                "take proximal steps out of step with its own (an adaptive optimizer rescales "
+                "each coordinate). Use optimizer='sgd', or a callable regularizer -> "
+                "GradientTransformation that puts the prox in the optimizer's metric"
+            )
+        return
+    if isinstance(optimizer, str) and optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS} or a callable, got {optimizer!r}")
+    if not isinstance(optimizer, str) and not callable(optimizer):
+        raise TypeError(f"optimizer must be a name, a callable or an optax optimizer, got "
+                        f"{optimizer!r}")  # fmt: skip
+    _member_optimizer(optimizer, regularizer, learning_rate)  # a bad callable fails here
+
+
+class _Training(NamedTuple):
+    """The static description of one member's training (hashable: jit's cache key).
+
+    Data, initial parameters, learning rate and the λ = 1 regularizer travel as the sweep's
+    ``data`` argument, so a new call with new values of the same shapes compiles nothing.
+    """
+
+    model: Model
+    per_example_loss: Callable[[jax.Array, jax.Array], jax.Array]
+    penalty_at: Callable[[Regularizer | None, Any], Regularizer | None]
+    proximal: bool
+    loss_term: Callable[..., jax.Array] | None
+    needs_activations: bool
+    activation: Callable[[jax.Array], jax.Array]
+    optimizer: Any
+    batch_size: int
+
+    def data_loss(self, params, inputs, targets, dropout_key=None, train=False):
+        """Mean loss over the batch, and the hidden pre-activations when the penalty reads them."""
+        if self.needs_activations:
+            outputs, pre_activations = self.model.apply(
+                params, inputs, key=dropout_key, train=train, return_activations=True
+            )
+        else:
+            outputs = self.model.apply(params, inputs, key=dropout_key, train=train)
+            pre_activations = None
+        return jnp.mean(self.per_example_loss(outputs, targets)), pre_activations
+
+    def optimizer_at(self, data: dict[str, Any], lam: Any):
+        regularizer = self.penalty_at(data["regularizer"], lam)
+        proximal = regularizer if self.proximal else None
+        return regularizer, _member_optimizer(self.optimizer, proximal, data["learning_rate"])
+
+    def init(self, hparams, key, data):
+        del key  # every member starts from the same parameters
+        train = data["fold_ids"] != hparams["fold"]
+        order = jnp.argsort(~train, stable=True)  # training examples first
+        _, optimizer = self.optimizer_at(data, hparams["lam"])
+        return {
+            "params": data["params"],
+            "opt_state": optimizer.init(data["params"]),
+            "order": order.astype(jnp.int32),
+            "num_train": jnp.sum(train).astype(jnp.int32),
+            "step": jnp.zeros((), jnp.int32),
+        }
+
+    def step(self, state, hparams, data):
+        step_key = jax.random.fold_in(data["key"], state["step"])
+        batch_key, dropout_key = jax.random.split(step_key)
+        positions = jax.random.randint(batch_key, (self.batch_size,), 0, state["num_train"])
+        batch = state["order"][positions]
+        lam = hparams["lam"]
+        regularizer, optimizer = self.optimizer_at(data, lam)
+
+        def objective(params):
+            inputs, targets = data["X"][batch], data["y"][batch]
+            value, pre_activations = self.data_loss(params, inputs, targets, dropout_key, True)
+            if self.loss_term is None:
+                return value, value
+            return value + self.loss_term(regularizer, params, pre_activations, lam, self), value
+
+        grads, value = jax.grad(objective, has_aux=True)(state["params"])
+        updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        new_state = {**state, "params": params, "opt_state": opt_state, "step": state["step"] + 1}
+        return new_state, value
+
+
+class _Method(NamedTuple):
+    """``training.<name>`` as a callable equal by value (a bound method compares its object by
+    identity, which would make every call's sweep a new cache entry)."""
+
+    training: _Training
+    name: str
+
+    def __call__(self, *args: Any) -> Any:
+        return getattr(self.training, self.name)(*args)
+
+
+@partial(jax.jit, static_argnums=0)
+def _initial_gradient(training: _Training, data: dict[str, Any]) -> PyTree:
+    return jax.grad(lambda p: training.data_loss(p, data["X"], data["y"])[0])(data["params"])
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _validation(training: _Training, classification: bool, params, member_folds, data):
+    """Per member: mean loss and accuracy over its held-out fold (the full-data member's fold
+    id matches no example)."""
+
+    def one(member_params, fold):
+        outputs = training.model.apply(member_params, data["X"])
+        held_out = (data["fold_ids"] == fold).astype(jnp.float32)
+        count = jnp.maximum(jnp.sum(held_out), 1)
+        val_loss = jnp.sum(training.per_example_loss(outputs, data["y"]) * held_out) / count
+        correct = (jnp.argmax(outputs, axis=-1) == data["y"]) if classification else held_out
+        return val_loss, jnp.sum(correct * held_out) / count
+
+    return jax.vmap(one)(params, member_folds)
+
+
+# --------------------------------------------------------------------------------------------
+# the grid and the summary
+
+
+def _lambda_grid(
+    lambdas: Any,
+    penalty: PathPenalty,
+    training: _Training,
+    data: dict[str, Any],
+    lambda_min_ratio: float,
+) -> tuple[np.ndarray, float | None]:
+    """The grid sorted descending and λ_ref (None for a given grid).
+
+    The default grid is log-spaced from λ_ref, the regularizer's dual norm of the data-loss
+    gradient at the initial parameters, down to ``lambda_min_ratio · λ_ref``.
+    """
+    if isinstance(lambdas, int | np.integer) and not isinstance(lambdas, bool):
+        if not penalty.has_reference:
+            raise ValueError(
+                f"penalty={penalty.name!r} has no reference λ: give lambdas as an explicit grid"
+            )
+        count = _checks.check_int(lambdas, "lambdas", minimum=1)
+        grads = _initial_gradient(training, data)
+        lambda_ref = float(data["regularizer"].dual_norm(grads))
+        return lambda_ref * np.logspace(0, np.log10(lambda_min_ratio), count), lambda_ref
+    grid = np.sort(np.asarray(lambdas, dtype=np.float64).ravel())[::-1]
+    if grid.size == 0:
+        raise ValueError("lambdas must not be empty")
+    _tree.check_nonnegative(grid, "lambdas")
+    if penalty.positive_lambdas and np.any(grid <= 0):
+        raise ValueError(f"lambdas must be > 0 for penalty={penalty.name!r}")
+    return grid, None
+
+
+def _summarize(
+    result: sweep.SweepResult,
+    validation: tuple[jax.Array, jax.Array],
+    grid: np.ndarray,
+    fold_ids: np.ndarray,
+    classification: bool,
+) -> dict[str, Any]:
+    """Fold losses (NaN where diverged), glmnet's summary and the CV accuracy."""
+    folds = int(fold_ids.max()) + 1
+    shape = (folds + 1, grid.size)
+    diverged = np.asarray(result.diverged).reshape(shape)
+    val_loss, val_acc = (np.asarray(v).reshape(shape) for v in validation)
+    fold_losses = np.where(diverged, np.nan, val_loss)[1:]
+    fold_sizes = np.bincount(fold_ids, minlength=folds)
+    cv_accuracy = None
+    if classification:
+        accuracy = np.where(diverged[1:], np.nan, val_acc[1:])
+        cv_accuracy = np.average(accuracy, axis=0, weights=fold_sizes)
+    return {
+        "summary": cv.summarize(fold_losses, grid, weights=fold_sizes),
+        "fold_losses": fold_losses,
+        "cv_accuracy": cv_accuracy,
+        "diverged": diverged,
+    }
+
+
+def _path_counts(path_params: PyTree, selected: list[bool], size: int):
+    """Nonzero penalized weights ``[K]`` and the norm of each penalized leaf ``[K, m]``."""
+    flat = [
+        np.asarray(leaf).reshape(size, -1)
+        for leaf, keep in zip(jax.tree.leaves(path_params), selected, strict=True)
+        if keep
+    ]
+    nonzeros = np.sum([np.count_nonzero(leaf, axis=1) for leaf in flat], axis=0)
+    return nonzeros, np.stack([np.linalg.norm(leaf, axis=1) for leaf in flat], axis=1)
+
+
+class _Setup(NamedTuple):
+    training: _Training
+    penalty: PathPenalty
+    data: dict[str, Any]
+    selected: list[bool]
+    fold_ids: np.ndarray
+    train_key: jax.Array
+
+
+def _penalty_options(mask: Any, param_shapes: PyTree, **given: Any) -> PathOptions:
+    selected = _tree.resolve_mask(mask, param_shapes)
+    selected = selected if selected is not None else [True] * len(jax.tree.leaves(param_shapes))
+    if not any(selected):
+        raise ValueError("mask selects no leaf of the model's params")
+    mask_tree = jax.tree.unflatten(jax.tree.structure(param_shapes), selected)
+    return PathOptions(mask=mask_tree, **given)
+
+
+def _setup(model, X, y, *, loss, penalty, folds, key, optimizer, mask, options, **settings):
+    """Everything checkable on shapes alone is checked here, before anything compiles."""
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a jaxreg.models.Model, got {type(model).__name__}")
+    X, y = _checks.check_data(X, y)
+    per_example_loss = _per_example_loss(loss)
+    init_key, fold_key, train_key = jax.random.split(key, 3)
+    param_shapes = jax.eval_shape(model.init, init_key)
+    y = _checked_targets(y, loss, _output_shape(model, param_shapes, X))
+    given = _penalty_options(mask, param_shapes, **options)
+    path_penalty = _path_penalties.resolve(penalty, given)
+    defaults = {k: v if v is not None else _DEFAULT_OPTIONS[k] for k, v in options.items()}
+    base = path_penalty.base(given._replace(**defaults))
+    _check_optimizer(optimizer, base if path_penalty.proximal else None, 0.1)
+    fold_ids = cv.fold_ids(X.shape[0], folds, key=fold_key)
+    training = _Training(
+        model=model,
+        per_example_loss=per_example_loss,
+        penalty_at=path_penalty.at,
+        proximal=path_penalty.proximal,
+        loss_term=path_penalty.loss_term,
+        needs_activations=path_penalty.needs_activations,
+        activation=settings["activation"],
+        optimizer="sgd" if optimizer is None else optimizer,
+        batch_size=settings["batch_size"],
+    )
+    data = {
+        "X": jnp.asarray(X, dtype=jnp.float32),
+        "y": jnp.asarray(y),
+        "fold_ids": jnp.asarray(fold_ids),
+        "params": jax.jit(model.init)(init_key),
+        "key": train_key,
+        "learning_rate": jnp.float32(settings["learning_rate"]),
+        "regularizer": base,
+    }
+    selected = jax.tree.leaves(given.mask)
+    return _Setup(training, path_penalty, data, selected, fold_ids, train_key)
+
+
+def _name_of(value: Any) -> str:
+    return value if isinstance(value, str) else getattr(value, "__qualname__", type(value).__name__)
+
+
+def _structure_of(regularizer: Regularizer | None) -> str:
+    """The regularizer's class and static structure, without object addresses."""
+    static = [getattr(regularizer, name, None) for name in ("group_axis", "joint", "axis")]
+    return f"{type(regularizer).__name__}{static}"
+
+
+def _train(setup: _Setup, grid: np.ndarray, loss: Any, steps: int, **sweep_options):
+    folds = int(setup.fold_ids.max()) + 1
+    members = sweep.grid(fold=np.arange(-1, folds), lam=grid.astype(np.float32))
+    # the sweep fingerprints its data, grid and key; this digest of the static settings is
+    # folded into the (otherwise unused) sweep key, so a checkpoint of another fit is refused
+    training = setup.training
+    configuration = _configuration_digest(
+        [setup.penalty.name, _name_of(loss), _name_of(training.optimizer)],
+        setup.selected,
+        [training.batch_size, _structure_of(setup.data["regularizer"])],
+    )
+    result = sweep.run_steps(
+        _Method(training, "init"),
+        _Method(training, "step"),
+        members,
+        num_steps=steps,
+        key=jax.random.fold_in(setup.train_key, configuration),
+        data=setup.data,
+        **sweep_options,
+    )
+    return members, result
+
+
 def fit_path(
     model: Model,
     X: Any,
     y: Any,
     *,
     loss: str | Callable = "cross_entropy",
-    penalty: str = "l1",
+    penalty: str | Regularizer = "l1",
     lambdas: int | Sequence[float] = 20,
     lambda_min_ratio: float = 1e-3,
     folds: int | Any = 5,
@@ -217,10 +480,10 @@ def fit_path(
     steps: int = 300,
     batch_size: int = 128,
     learning_rate: float = 0.1,
-    optimizer: optax.GradientTransformation | None = None,
-    l1_ratio: float = 0.5,
-    group_axis: Any = 1,
-    joint: bool = False,
+    optimizer: Any = "sgd",
+    l1_ratio: float | None = None,
+    group_axis: Any = None,
+    joint: bool | None = None,
     activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
     mask: Any = masks.weights_only,
     select: str = "1se",
@@ -316,220 +579,54 @@ def fit_path(
         >>> fit.fold_losses.shape, fit.lambda_selected >= fit.summary.lambda_min
         ((3, 4), True)
     """
-    if not isinstance(model, Model):
-        raise TypeError(f"model must be a jaxreg.models.Model, got {type(model).__name__}")
-    if penalty not in PENALTIES:
-        raise ValueError(f"penalty must be one of {PENALTIES}, got {penalty!r}")
-    if select not in ("1se", "min"):
-        raise ValueError(f"select must be '1se' or 'min', got {select!r}")
-    X, y = _check_data(X, y)
-    per_example_loss = _per_example_loss(loss)
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    select = _checks.check_choice(select, "select", ("1se", "min"))
+    steps = _checks.check_int(steps, "steps", minimum=1)
+    batch_size = _checks.check_int(batch_size, "batch_size", minimum=1)
     _tree.check_positive(learning_rate, "learning_rate")
     _tree.check_positive(lambda_min_ratio, "lambda_min_ratio")
-    _tree.check_unit_interval(l1_ratio, "l1_ratio")
-    if penalty == "elastic_net" and l1_ratio == 0:
-        raise ValueError("l1_ratio must be > 0 for penalty='elastic_net' (use 'l2' for ridge)")
-
-    grid_lambdas = _given_grid(lambdas, penalty)
-
-    # Everything that can be checked on shapes alone is checked before anything compiles.
-    init_key, fold_key, train_key = jax.random.split(key, 3)
-    param_shapes = jax.eval_shape(model.init, init_key)
-    outputs = _output_shape(model, param_shapes, X)
-    if loss == "cross_entropy":
-        _check_labels(y, outputs)
-        y = y.astype(np.int32)
-    elif loss == "mse":
-        _check_targets(y, outputs)
-    selected = _tree.resolve_mask(mask, param_shapes)
-    selected = selected if selected is not None else [True] * len(jax.tree.leaves(param_shapes))
-    if not any(selected):
-        raise ValueError("mask selects no leaf of the model's params")
-    fold_ids_np = cv.fold_ids(folds, X.shape[0], key=fold_key)
-    folds = int(fold_ids_np.max()) + 1
-    initial_params = jax.jit(model.init)(init_key)  # one compile instead of one per op
-    mask_tree = jax.tree.unflatten(jax.tree.structure(initial_params), selected)
-    X_all = jnp.asarray(X, dtype=jnp.float32)
-    y_all = jnp.asarray(y)
-    fold_ids = jnp.asarray(fold_ids_np)
-    optimizer = optimizer if optimizer is not None else optax.sgd(learning_rate)
-
-    def data_loss(params, inputs, targets, dropout_key=None, dropout_on=False):
-        if penalty == "contractive":
-            outputs, pre_activations = model.apply(
-                params, inputs, key=dropout_key, train=dropout_on, return_activations=True
-            )
-        else:
-            outputs = model.apply(params, inputs, key=dropout_key, train=dropout_on)
-            pre_activations = None
-        return jnp.mean(per_example_loss(outputs, targets)), pre_activations
-
-    lambda_ref = None
-    if grid_lambdas is None:
-        grads = jax.jit(jax.grad(lambda p: data_loss(p, X_all, y_all)[0]))(initial_params)
-        grad_leaves = jax.tree.leaves(grads)
-        axes = _tree.per_leaf(group_axis, initial_params, "group_axis")
-        penalized = [i for i, keep in enumerate(selected) if keep]
-        lambda_ref = _dual_norm(
-            penalty,
-            [grad_leaves[i] for i in penalized],
-            [axes[i] for i in penalized],
-            l1_ratio,
-            joint,
-        )
-        grid_lambdas = lambda_ref * np.logspace(0, np.log10(lambda_min_ratio), int(lambdas))
-
-    def regularizer(lam) -> optax.GradientTransformation:
-        if penalty == "l1":
-            return transforms.prox_l1(lam, learning_rate, mask=mask_tree)
-        if penalty == "elastic_net":
-            return transforms.prox_elastic_net(lam, l1_ratio, learning_rate, mask=mask_tree)
-        if penalty == "group_lasso":
-            return transforms.prox_group_lasso(
-                lam, learning_rate, group_axis=group_axis, joint=joint, mask=mask_tree
-            )
-        if penalty == "clip":
-            return transforms.clip_params(-1 / lam, 1 / lam, mask=mask_tree)
-        return optax.identity()
-
-    def penalty_term(params, pre_activations, lam):
-        if penalty == "l2":
-            return penalties.l2(params, lam, mask=mask_tree)
-        if penalty == "contractive":
-            weights = [layer["w"] for layer in params[: len(pre_activations)]]
-            return lam * penalties.contractive(weights, pre_activations, activation)
-        return 0.0
-
-    def member_optimizer(lam):
-        return optax.chain(optimizer, regularizer(lam))
-
-    def init_fn(hparams, member_key):
-        del member_key  # every member starts from the same parameters
-        train = fold_ids != hparams["fold"]
-        order = jnp.argsort(~train, stable=True)  # training examples first
-        opt_state = member_optimizer(hparams["lam"]).init(initial_params)
-        return {
-            "params": initial_params,
-            "opt_state": opt_state,
-            "order": order.astype(jnp.int32),
-            "num_train": jnp.sum(train).astype(jnp.int32),
-            "step": jnp.zeros((), jnp.int32),
-        }
-
-    def step_fn(state, hparams):
-        step_key = jax.random.fold_in(train_key, state["step"])
-        batch_key, dropout_key = jax.random.split(step_key)
-        positions = jax.random.randint(batch_key, (batch_size,), 0, state["num_train"])
-        batch = state["order"][positions]
-        lam = hparams["lam"]
-
-        def objective(params):
-            value, pre_activations = data_loss(
-                params, X_all[batch], y_all[batch], dropout_key, True
-            )
-            return value + penalty_term(params, pre_activations, lam), value
-
-        grads, value = jax.grad(objective, has_aux=True)(state["params"])
-        opt = member_optimizer(lam)
-        updates, opt_state = opt.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        new_state = {**state, "params": params, "opt_state": opt_state, "step": state["step"] + 1}
-        return new_state, value
-
-    fold_axis = np.arange(-1, folds)
-    members = sweep.grid(fold=fold_axis, lam=grid_lambdas.astype(np.float32))
-    # init_fn ignores the sweep's key, so it only fingerprints the checkpoint: folding in the
-    # data and settings makes resuming a checkpoint of a different fit an error, not a mix.
-    configuration = _configuration_digest(
-        X,
-        y,
-        fold_ids_np,
-        initial_params,
-        [penalty, loss if isinstance(loss, str) else getattr(loss, "__qualname__", "loss")],
-        selected,
-        [learning_rate, l1_ratio, batch_size, joint],
-        _tree.per_leaf(group_axis, initial_params, "group_axis"),
+    if l1_ratio is not None:
+        _tree.check_unit_interval(l1_ratio, "l1_ratio")
+    setup = _setup(
+        model, X, y, loss=loss, penalty=penalty, folds=folds, key=key, optimizer=optimizer,
+        mask=mask, options={"l1_ratio": l1_ratio, "group_axis": group_axis, "joint": joint},
+        activation=activation, batch_size=batch_size, learning_rate=learning_rate,
+    )  # fmt: skip
+    grid, lambda_ref = _lambda_grid(
+        lambdas, setup.penalty, setup.training, setup.data, lambda_min_ratio
     )
-    try:
-        result = sweep.run_steps(
-            init_fn,
-            step_fn,
-            members,
-            num_steps=steps,
-            key=jax.random.fold_in(train_key, configuration),
-            chunk_size=chunk_size,
-            checkpoint_dir=checkpoint_dir,
-            progress=progress,
-            devices=devices,
-        )
-    except ValueError as error:
-        if checkpoint_dir is None or "different sweep" not in str(error):
-            raise
-        raise ValueError(
-            f"{error} (for fit_path the sweep's key also covers X, y, the folds, the initial "
-            "parameters, penalty, loss, mask and learning rate: one of them changed)"
-        ) from error
-
+    members, result = _train(
+        setup, grid, loss, steps, chunk_size=chunk_size, checkpoint_dir=checkpoint_dir,
+        progress=progress, devices=devices,
+    )  # fmt: skip
     classification = loss == "cross_entropy"
-
-    def evaluate(params, fold):
-        outputs = model.apply(params, X_all)
-        held_out = (fold_ids == fold).astype(jnp.float32)
-        count = jnp.maximum(jnp.sum(held_out), 1)
-        val_loss = jnp.sum(per_example_loss(outputs, y_all) * held_out) / count
-        correct = (jnp.argmax(outputs, axis=-1) == y_all) if classification else held_out
-        return val_loss, jnp.sum(correct * held_out) / count
-
-    val_loss, val_acc = jax.jit(jax.vmap(evaluate))(result.state["params"], members["fold"])
-    shape = (folds + 1, grid_lambdas.size)
-    diverged = np.asarray(result.diverged).reshape(shape)
-    val_loss = np.where(diverged, np.nan, np.asarray(val_loss).reshape(shape))
-    fold_losses = val_loss[1:]
-    fold_sizes = np.bincount(fold_ids_np, minlength=folds)
-    summary = cv.summarize(fold_losses, grid_lambdas, weights=fold_sizes)
-    cv_accuracy = None
-    if classification:
-        accuracy = np.asarray(val_acc).reshape(shape)[1:]
-        cv_accuracy = np.average(
-            np.where(diverged[1:], np.nan, accuracy), axis=0, weights=fold_sizes
-        )
-
-    path_params = jax.tree.map(lambda leaf: leaf[: grid_lambdas.size], result.state["params"])
-    penalized = [
-        np.asarray(leaf)
-        for leaf, keep in zip(jax.tree.leaves(path_params), selected, strict=True)
-        if keep
-    ]
-    flat = [leaf.reshape(grid_lambdas.size, -1) for leaf in penalized]
-    nonzeros = np.sum([np.count_nonzero(leaf, axis=1) for leaf in flat], axis=0)
-    norms = np.stack([np.linalg.norm(leaf, axis=1) for leaf in flat], axis=1)
+    validation = _validation(
+        setup.training, classification, result.state["params"], members["fold"], setup.data
+    )
+    cv_results = _summarize(result, validation, grid, setup.fold_ids, classification)
+    path_params = jax.tree.map(lambda leaf: leaf[: grid.size], result.state["params"])
+    nonzeros, norms = _path_counts(path_params, setup.selected, grid.size)
+    summary = cv_results["summary"]
     index = summary.index_1se if select == "1se" else summary.index_min
-    if diverged[0, index]:
+    if cv_results["diverged"][0, index]:
         warnings.warn(
-            f"the full-data fit at the selected λ = {grid_lambdas[index]:.4g} diverged (its "
+            f"the full-data fit at the selected λ = {grid[index]:.4g} diverged (its "
             "cross-validation folds did not): lower learning_rate",
             RuntimeWarning,
             stacklevel=2,
         )
     return FitPathResult(
-        lambdas=grid_lambdas,
-        summary=summary,
+        lambdas=grid,
         nonzeros=nonzeros,
         norms=norms,
-        norm_labels=_leaf_labels(initial_params, selected),
+        norm_labels=_leaf_labels(setup.data["params"], setup.selected),
         params=jax.tree.map(lambda leaf: leaf[index], path_params),
         path_params=path_params,
-        fold_losses=fold_losses,
-        cv_accuracy=cv_accuracy,
         selected=select,
-        lambda_selected=float(grid_lambdas[index]),
+        lambda_selected=float(grid[index]),
         index_selected=int(index),
         lambda_ref=lambda_ref,
-        diverged=diverged,
-        train_loss=np.asarray(result.metrics).reshape(*shape, steps),
+        train_loss=np.asarray(result.metrics).reshape(*cv_results["diverged"].shape, steps),
         loss_name=loss if isinstance(loss, str) else getattr(loss, "__name__", "loss"),
-        fold_ids=fold_ids_np,
+        fold_ids=setup.fold_ids,
+        **cv_results,
     )

@@ -12,11 +12,14 @@ References:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxreg import _checks
 
 
 class CVSummary(NamedTuple):
@@ -62,13 +65,13 @@ def kfold(n: int, k: int, *, key: Any) -> jax.Array:
 
     Example:
         >>> import jax, numpy as np
-        >>> from jaxreg import cv
+        >>> from jaxreg import _checks, cv
         >>> folds = cv.kfold(10, 3, key=jax.random.key(0))
         >>> np.bincount(np.asarray(folds)).tolist()
         [4, 3, 3]
     """
-    n = _check_int(n, "n", minimum=1)
-    k = _check_int(k, "k", minimum=2)
+    n = _checks.check_int(n, "n", minimum=1)
+    k = _checks.check_int(k, "k", minimum=2)
     if k > n:
         raise ValueError(f"k must be <= n (every fold needs an example), got k={k}, n={n}")
     if isinstance(key, int | np.integer):
@@ -77,27 +80,40 @@ def kfold(n: int, k: int, *, key: Any) -> jax.Array:
     return jnp.zeros(n, jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32) % k)
 
 
-def fold_ids(folds: Any, n: int, *, key: Any = None) -> np.ndarray:
+def fold_ids(n: int, folds: Any, *, key: Any = None) -> np.ndarray:
     """Fold ids from a fold count (random, via :func:`kfold`) or from given labels (glmnet's
     ``foldid``).
 
     Args:
+        n: number of examples (first, as in :func:`kfold`).
         folds: an int ``k`` (``2 <= k <= n``) for :func:`kfold`, or integer labels ``[n]``
             naming each example's fold (any distinct values; at least two of them).
-        n: number of examples.
         key: key (or int seed) for :func:`kfold`; None means seed 0.
 
     Returns:
         An int32 numpy array ``[n]`` of fold ids ``0 .. k-1``.
 
+    The order ``fold_ids(labels, n)`` of the first release still works, with a
+    ``DeprecationWarning``; ``fold_ids(k, n)`` with two counts is refused with a pointer to the
+    new order (it cannot be told apart from a bad ``fold_ids(n, k)``).
+
     Example:
         >>> from jaxreg import cv
-        >>> cv.fold_ids([7, 7, 3, 9, 3], 5).tolist()
+        >>> cv.fold_ids(5, [7, 7, 3, 9, 3]).tolist()
         [1, 1, 0, 2, 0]
     """
-    if isinstance(folds, int | np.integer) and not isinstance(folds, bool):
+    if _old_argument_order(n, folds):
+        warnings.warn(
+            "cv.fold_ids(folds, n) is deprecated: call cv.fold_ids(n, folds), the order of "
+            "cv.kfold(n, k)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        n, folds = folds, n
+    if _is_int(folds):
         if folds < 2 or folds > n:
-            raise ValueError(f"folds must be between 2 and n={n}, got {folds}")
+            order = " (the order is fold_ids(n, folds), as kfold(n, k))" if folds > n else ""
+            raise ValueError(f"folds must be between 2 and n={n}, got {folds}{order}")
         return np.asarray(kfold(n, int(folds), key=0 if key is None else key))
     labels = np.asarray(folds)
     if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
@@ -106,6 +122,15 @@ def fold_ids(folds: Any, n: int, *, key: Any = None) -> np.ndarray:
     if ids.max() < 1:
         raise ValueError("folds must contain at least 2 distinct fold ids")
     return ids.astype(np.int32)
+
+
+def _old_argument_order(n: Any, folds: Any) -> bool:
+    """``fold_ids(labels, n)``: fold labels first and the count of examples second."""
+    return not _is_int(n) and _is_int(folds)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def summarize(losses: Any, lambdas: Any, *, weights: Any = None) -> CVSummary:
@@ -204,11 +229,3 @@ def _largest_lambda_where(grid: np.ndarray, selected: np.ndarray) -> int:
     # NaN comparisons are False, so diverged λ are never selected.
     candidates = np.flatnonzero(selected)
     return int(candidates[np.argmax(grid[candidates])])
-
-
-def _check_int(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)

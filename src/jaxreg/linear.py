@@ -546,7 +546,7 @@ def cv_path(
         raise ValueError(f'select must be "1se" or "min", got {select!r}')
     x_np, y_np = _check_data(X, y)
     n, p = x_np.shape
-    fold_ids = cv.fold_ids(folds, n, key=key)
+    fold_ids = cv.fold_ids(n, folds, key=key)
     num_folds = int(fold_ids.max()) + 1
     full = path(
         x_np,

@@ -319,22 +319,28 @@ def _strong(leaf: jax.Array) -> jax.Array:
     return jax.lax.convert_element_type(leaf, leaf.dtype)
 
 
+def _with_data(fn: Callable, data: PyTree) -> Callable:
+    """``fn`` with the shared ``data`` as its last argument, when there is any."""
+    return fn if data is None else (lambda *args: fn(*args, data))
+
+
 @partial(jax.jit, static_argnums=(0,), static_argnames=("seeds", "mesh"))
-def _init_members(init_fn, hparams, key, *, seeds, mesh):
+def _init_members(init_fn, hparams, key, data, *, seeds, mesh):
     def init_one(hp, member_key):
-        state = jax.tree.map(_strong, init_fn(hp, member_key))
+        state = jax.tree.map(_strong, _with_data(init_fn, data)(hp, member_key))
         return state, ~_all_finite(state)
 
     return _shard_members(_per_member(init_one, seeds)(hparams, key), mesh)
 
 
-def _chunk_one(step_fn, chunk_size, state, diverged, hparams, start, num_steps):
+def _chunk_one(step_fn, chunk_size, state, diverged, hparams, start, num_steps, data):
     """``chunk_size`` steps of one member; steps at or beyond ``num_steps`` leave it unchanged,
     so a last partial chunk reuses the same compiled program."""
+    step = _with_data(step_fn, data)
 
     def body(carry, offset):
         state, diverged = carry
-        new_state, metrics = step_fn(state, hparams)
+        new_state, metrics = step(state, hparams)
         active = start + offset < num_steps
         state = jax.tree.map(lambda new, old: jnp.where(active, new, old), new_state, state)
         finite = _all_finite(new_state) & _all_finite(metrics)
@@ -352,12 +358,14 @@ def _chunk_one(step_fn, chunk_size, state, diverged, hparams, start, num_steps):
     static_argnames=("chunk_size", "seeds", "mesh"),
     donate_argnums=(1, 2),
 )
-def _run_chunk(step_fn, state, diverged, hparams, start, num_steps, *, chunk_size, seeds, mesh):
+def _run_chunk(
+    step_fn, state, diverged, hparams, start, num_steps, data, *, chunk_size, seeds, mesh
+):
     one = partial(_chunk_one, step_fn, chunk_size)
     if seeds is not None:
-        one = jax.vmap(one, in_axes=(0, 0, None, None, None))
-    members = jax.vmap(one, in_axes=(0, 0, 0, None, None))
-    return _shard_members(members(state, diverged, hparams, start, num_steps), mesh)
+        one = jax.vmap(one, in_axes=(0, 0, None, None, None, None))
+    members = jax.vmap(one, in_axes=(0, 0, 0, None, None, None))
+    return _shard_members(members(state, diverged, hparams, start, num_steps, data), mesh)
 
 
 def _leaf_spec(leaf: Any, member_ndim: int) -> str:
@@ -382,6 +390,7 @@ def _fingerprint(
     state_shapes: PyTree,
     metric_shapes: PyTree,
     member_ndim: int,
+    data: PyTree,
 ) -> dict[str, str]:
     """What a checkpoint must match to be resumed, one digest per component (for the error)."""
     grid_parts = [(name, a.dtype.str, a.shape) for name, a in columns.items()]
@@ -394,7 +403,7 @@ def _fingerprint(
         for tree in (state_shapes, metric_shapes)
         for leaves in [jax.tree.leaves(tree)]
     ]
-    return {
+    parts = {
         "grid": _digest(grid_parts, *columns.values()),
         "num_steps": str(num_steps),
         "chunk_size": str(chunk_size),
@@ -402,6 +411,13 @@ def _fingerprint(
         "key": _digest(*key_parts),
         "state/metrics structure": _digest(structures),
     }
+    if data is not None:
+        leaves = (
+            _to_host(leaf) if isinstance(leaf, jax.Array) else np.asarray(leaf)
+            for leaf in jax.tree.leaves(data)
+        )
+        parts["data"] = _digest(str(jax.tree.structure(data)), *leaves)
+    return parts
 
 
 def _savable(array: np.ndarray) -> np.ndarray:
@@ -509,6 +525,7 @@ def run_steps(
     progress: bool = True,
     devices: Sequence[Any] | None = None,
     seeds: int | None = None,
+    data: PyTree = None,
 ) -> SweepResult:
     """Train every member of ``grid`` step by step, in compiled chunks, resumable after a crash.
 
@@ -537,6 +554,11 @@ def run_steps(
       progress: show a progress bar (needs tqdm).
       devices: devices to shard the grid over (default ``jax.devices()``).
       seeds: number of seeds per member, or None for one run per member with ``key`` itself.
+      data: a pytree of arrays every member reads (training data, initial parameters),
+        replicated to every device and passed as the last argument: ``init_fn(hparams, key,
+        data)`` and ``step_fn(state, hparams, data)``. Passed as an argument rather than closed
+        over, a second sweep with new values of the same shapes (and the same ``init_fn`` and
+        ``step_fn``) reuses the compiled program; a checkpoint remembers a digest of it.
 
     Returns:
       :class:`SweepResult` ``(state [K, ...], metrics [K, num_steps, ...], diverged [K])``, with
@@ -570,11 +592,14 @@ def run_steps(
     member_ndim = 1 if seeds is None else 2
     hparams = {name: _put_members(_pad_rows(a, padded_size), mesh) for name, a in columns.items()}
     key = _put_replicated(key, mesh)
+    shared = None if data is None else _put_replicated(data, mesh)
     start = np.int32(0)
     limit = np.int32(num_steps)
 
     # Initialising is cheap, and its concrete output lets eval_shape share the chunk's trace.
-    initial_state, initial_diverged = _init_members(init_fn, hparams, key, seeds=seeds, mesh=mesh)
+    initial_state, initial_diverged = _init_members(
+        init_fn, hparams, key, shared, seeds=seeds, mesh=mesh
+    )
     _, _, metric_shapes = jax.eval_shape(
         partial(_run_chunk, step_fn, chunk_size=chunk_size, seeds=seeds, mesh=mesh),
         initial_state,
@@ -582,6 +607,7 @@ def run_steps(
         hparams,
         start,
         limit,
+        shared,
     )
     step_axis = member_ndim
     metrics = jax.tree.map(
@@ -591,7 +617,7 @@ def run_steps(
         metric_shapes,
     )
     fingerprint = _fingerprint(
-        columns, num_steps, chunk_size, seeds, key, initial_state, metric_shapes, member_ndim
+        columns, num_steps, chunk_size, seeds, key, initial_state, metric_shapes, member_ndim, data
     )
 
     path = None
@@ -636,6 +662,7 @@ def run_steps(
                 hparams,
                 np.int32(steps_done),
                 limit,
+                shared,
                 chunk_size=chunk_size,
                 seeds=seeds,
                 mesh=mesh,

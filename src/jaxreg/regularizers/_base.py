@@ -46,6 +46,18 @@ class _Static:
     def __hash__(self) -> int:
         return hash(self.key)
 
+    def __repr__(self) -> str:
+        # Stable across processes (no object addresses): checkpoint fingerprints read it.
+        treedef, leaves = self.key
+        named = [_stable_name(leaf) for leaf in leaves]
+        return f"Static({treedef}, {named})"
+
+
+def _stable_name(leaf: Any) -> Any:
+    if callable(leaf):
+        return f"{getattr(leaf, '__module__', '')}.{getattr(leaf, '__qualname__', type(leaf))}"
+    return leaf
+
 
 class Regularizer:
     """Base class of the regularizer objects: ``value``, ``prox``, ``dual_norm``, ``replace``.
