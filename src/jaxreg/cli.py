@@ -20,18 +20,13 @@ from typing import Any
 import numpy as np
 
 MODELS = ("mlp", "attention", "linear")
-PENALTY_NAMES = {
-    "l1": "l1",
-    "l2": "l2",
-    "elastic-net": "elastic_net",
-    "group-lasso": "group_lasso",
-    "contractive": "contractive",
-    "clip": "clip",
-}
-# Penalties without a reference λ get this grid (log-spaced) when only a count is given.
-DEFAULT_SPANS = {"l2": (1.0, 1e-4), "contractive": (1.0, 1e-4), "clip": (10.0, 0.1)}
-# --model linear on a regression set: jaxreg.linear's l1_ratio for each penalty.
-LINEAR_L1_RATIOS = {"l1": 1.0, "elastic_net": 0.5, "l2": 0.0}
+
+
+def _penalties() -> dict[str, Any]:
+    """The CLI's spelling (``elastic-net``) of each entry of fit_path's penalty registry."""
+    from jaxreg._path_penalties import PATH_PENALTIES
+
+    return {name.replace("_", "-"): entry for name, entry in PATH_PENALTIES.items()}
 
 
 class UsageError(Exception):
@@ -131,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument(
         "--penalty",
-        choices=tuple(PENALTY_NAMES),
+        choices=tuple(_penalties()),
         default="l1",
         help="l1/elastic-net/group-lasso: proximal steps (exact zeros); l2: (λ/2)‖W‖² in the "
         "loss; contractive: λ·½‖∂h/∂x‖² of the hidden layers (mlp only); clip: weights "
@@ -216,24 +211,26 @@ def _load(name: str):
         raise UsageError(f"--data {name}: {error}") from None
 
 
-def _check_combination(args, penalty: str, task: str) -> None:
-    """Reject flag combinations that cannot run, before JAX starts."""
-    if penalty == "contractive" and args.model != "mlp":
-        raise UsageError("--penalty contractive needs hidden layers: use --model mlp")
-    if args.model == "linear" and task == "regression" and penalty not in LINEAR_L1_RATIOS:
+def _check_combination(args, penalty: Any, task: str) -> None:
+    """Reject flag combinations that cannot run, before training starts."""
+    if penalty.needs_activations and args.model != "mlp":
+        raise UsageError(f"--penalty {args.penalty} needs hidden layers: use --model mlp")
+    if args.model == "linear" and task == "regression" and penalty.linear_l1_ratio is None:
+        linear = [name for name, entry in _penalties().items() if entry.linear_l1_ratio is not None]
         raise UsageError(
-            "--model linear on a regression set supports --penalty l1, elastic-net or l2, "
+            f"--model linear on a regression set supports --penalty {', '.join(linear)}, "
             f"not {args.penalty}"
         )
-    if penalty == "clip" and isinstance(args.lambdas, list) and min(args.lambdas) <= 0:
-        raise UsageError("--lambdas must be > 0 for --penalty clip (the box is [-1/λ, 1/λ])")
+    if penalty.positive_lambdas and isinstance(args.lambdas, list) and min(args.lambdas) <= 0:
+        raise UsageError(f"--lambdas must be > 0 for --penalty {args.penalty}")
 
 
-def _grid_for(args, penalty: str) -> Any:
-    if isinstance(args.lambdas, list) or penalty not in DEFAULT_SPANS:
+def _grid_for(args, penalty: Any) -> Any:
+    """A given grid, a count for the default grid from λ_ref, or (penalties without λ_ref) the
+    registry's log-spaced span."""
+    if isinstance(args.lambdas, list) or penalty.default_span is None:
         return args.lambdas
-    high, low = DEFAULT_SPANS[penalty]
-    return np.geomspace(high, low, args.lambdas)
+    return np.geomspace(*penalty.default_span, args.lambdas)
 
 
 def _as_tokens(X: np.ndarray) -> np.ndarray:
@@ -249,7 +246,7 @@ def _standardize(X: np.ndarray) -> np.ndarray:
     return (X - X.mean(axis=0)) / np.where(scale > 0, scale, 1)
 
 
-def _run_network(args, data, penalty: str, devices) -> dict[str, Any]:
+def _run_network(args, data, penalty: Any, devices) -> dict[str, Any]:
     import jax
 
     import jaxreg
@@ -270,7 +267,7 @@ def _run_network(args, data, penalty: str, devices) -> dict[str, Any]:
             X.shape[-1], outputs, d_model=32, num_heads=4, dropout_rate=0.1
         )
         description = f"transformer: {X.shape[1]} tokens × {X.shape[2]} → d_model 32, 4 heads"
-        if penalty == "group_lasso":
+        if penalty.name == "group_lasso":
             mask, group_axis = jaxreg.models.head_groups(jax.eval_shape(model.init, key))
             options.update(mask=mask, group_axis=group_axis, joint=True)
     else:
@@ -290,7 +287,7 @@ def _run_network(args, data, penalty: str, devices) -> dict[str, Any]:
         X,
         y,
         loss="cross_entropy" if classification else "mse",
-        penalty=penalty,
+        penalty=penalty.name,
         lambdas=_grid_for(args, penalty),
         folds=args.folds,
         key=key,
@@ -325,14 +322,12 @@ def _grid_size(args) -> int:
     return len(args.lambdas) if isinstance(args.lambdas, list) else args.lambdas
 
 
-def _run_linear_regression(args, data, penalty: str) -> dict[str, Any]:
+def _run_linear_regression(args, data, penalty: Any) -> dict[str, Any]:
     import jax
 
     from jaxreg import linear
 
-    lambdas = args.lambdas
-    if penalty == "l2" and not isinstance(lambdas, list):
-        lambdas = np.geomspace(1.0, 1e-4, lambdas)
+    lambdas = _grid_for(args, penalty)
     print(
         f"model: linear (coordinate descent, jaxreg.linear); penalty: {args.penalty} "
         "(--steps, --batch-size and --lr do not apply)"
@@ -342,7 +337,7 @@ def _run_linear_regression(args, data, penalty: str) -> dict[str, Any]:
         data.y,
         folds=args.folds,
         key=jax.random.key(args.seed),
-        l1_ratio=LINEAR_L1_RATIOS[penalty],
+        l1_ratio=penalty.linear_l1_ratio,
         lambdas=lambdas,
     )
     coef = np.asarray(fit.path.coef)
@@ -429,7 +424,7 @@ def _write_outputs(out: pathlib.Path, args, run: dict[str, Any], extra: dict[str
 
 def sweep_command(args) -> None:
     started = time.perf_counter()
-    penalty = PENALTY_NAMES[args.penalty]
+    penalty = _penalties()[args.penalty]
     data = _load(args.data)  # bad data fails before JAX starts
     _check_combination(args, penalty, data.task)
     out = pathlib.Path(args.out)
