@@ -134,7 +134,7 @@ def test_path_norms_with_labels(tmp_path):
     np.testing.assert_allclose(norm_lines[1].get_ydata(), norms[:, 1])
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["layer 0", "layer 1", "layer 2"]
     assert _top_labels(figure) == [str(n) for n in nonzeros[::-1]]
-    assert ax.get_ylabel() == "Frobenius norm ‖W‖_F"
+    assert ax.get_ylabel() == r"Frobenius norm $\|W\|_F$"
     figure.savefig(tmp_path / "norms.png")
     assert (tmp_path / "norms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

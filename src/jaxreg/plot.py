@@ -36,7 +36,7 @@ _SUMMARY_FIELDS = ("lambdas", "cvm", "cvup", "cvlo", "lambda_min", "lambda_1se")
 # glmnet labels at most about a dozen λ on the top axis; more would overlap.
 _MAX_TOP_TICKS = 12
 XLABEL = "ln λ (natural log)"
-NORM_YLABEL = "Frobenius norm ‖W‖_F"
+NORM_YLABEL = r"Frobenius norm $\|W\|_F$"
 # Line colours: the default cycle (tab10) up to 10 lines, tab20 up to 20, a colour map beyond.
 _MAX_CYCLE_LINES = 10
 _MAX_PALETTE_LINES = 20
@@ -150,7 +150,7 @@ def path(
         ``.nonzeros``; or a CV result whose ``.path`` holds such a path (``linear.cv_path``).
       ax: axes to draw into; by default a new figure is made.
       title: optional title.
-      ylabel: the y label; default ``"coefficient"``, or ``"Frobenius norm ‖W‖_F"`` for norms.
+      ylabel: the y label; default ``"coefficient"``, or "Frobenius norm ‖W‖_F" for norms.
       labels: a label per line (e.g. feature names), shown in a legend (or, past 20 lines, on
         the colour bar); default ``.norm_labels`` for norm paths, none for coefficients.
       reverse: if True, λ decreases from left to right.
@@ -399,8 +399,13 @@ def _finish(
 
 
 def _mark_unregularized(ax: Axes, x: float, step: float) -> None:
-    """λ = 0 has no logarithm: its slot at the edge is shaded and labelled."""
+    """λ = 0 has no logarithm: its slot at the edge is shaded, ticked "0" and labelled."""
     ax.axvspan(x - step / 2, x + step / 2, color="0.9", zorder=0, gid="lambda_zero")
+    ax.autoscale_view()
+    low, high = sorted(ax.get_xlim())
+    ticks = [t for t in ax.get_xticks() if low <= t <= high and abs(t - x) > step / 2]
+    labels = [ax.xaxis.get_major_formatter().format_data(t) for t in ticks]
+    ax.set_xticks([x, *ticks], labels=["λ=0", *labels])
     # Left of centre: the points (and a selection line) at λ = 0 stay clear of the label.
     ax.text(
         x - 0.3 * step,
