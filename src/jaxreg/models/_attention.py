@@ -100,7 +100,7 @@ def dot_product_attention(
     the weights are cast back to the dtype of ``v``. With dropout off this equals
     :func:`jax.nn.dot_product_attention` (XLA implementation), masks and fully masked rows
     included: a row with nothing to attend to gets uniform weights over all keys, as in jax.nn,
-    never NaN. Seed 004 describes this formula; its example module did not compute it.
+    never NaN.
 
     Args:
         q: queries, [batch, q_seq, heads, head_dim].

@@ -1,4 +1,4 @@
-"""Parameter penalties: the value view of the regularizers of SPEC §1.
+"""Parameter penalties: the value view of the regularizers (:mod:`jaxreg.regularizers`).
 
 Each penalty returns a scalar to add to a loss, under the same scaling convention as
 :mod:`jaxreg.prox` (squared norms carry ½, so that value, gradient and proximal step agree).
