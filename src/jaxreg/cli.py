@@ -539,18 +539,7 @@ def sweep_command(args) -> None:
 
     cache = _configure_cache(not args.no_cache)
     devices = _configure_devices(args.devices)
-    kind = devices[0].platform.upper() if devices[0].platform == "cpu" else devices[0].device_kind
-    how = "" if args.devices else " (all; --devices N to use fewer)"
-    print(f"devices: {len(devices)} × {kind}{how}")
-    _print_data(args, data)
-    if cache:
-        print(f"compilation cache: {cache} (--no-cache to turn it off)")
-    if args.model == "attention":
-        print(
-            "warning: --model attention costs several times the MLP's time per step; try fewer "
-            "--steps or --lambdas first",
-            file=sys.stderr,
-        )
+    _print_setup(args, data, devices, cache)
     if args.model == "linear" and data.task == "regression":
         run = _run_linear_regression(args, data, penalty)
     else:
@@ -581,6 +570,22 @@ def sweep_command(args) -> None:
     if checkpoint.exists() and not args.keep_checkpoint:
         shutil.rmtree(checkpoint)  # the run is complete: nothing left to resume
     print(f"wrote {out / 'results.json'}, {out / 'cv_curve.png'}, {out / 'path.png'}")
+
+
+def _print_setup(args, data, devices, cache: str | None) -> None:
+    """The devices, the data, the compilation cache, and a warning for the costly model."""
+    kind = devices[0].platform.upper() if devices[0].platform == "cpu" else devices[0].device_kind
+    how = "" if args.devices else " (all; --devices N to use fewer)"
+    print(f"devices: {len(devices)} × {kind}{how}")
+    _print_data(args, data)
+    if cache:
+        print(f"compilation cache: {cache} (--no-cache to turn it off)")
+    if args.model == "attention":
+        print(
+            "warning: --model attention costs several times the MLP's time per step; try fewer "
+            "--steps or --lambdas first",
+            file=sys.stderr,
+        )
 
 
 def _print_data(args, data) -> None:
