@@ -154,11 +154,62 @@ def test_dropout_on_weights_keeps_expectation_and_needs_key():
 def test_bad_inputs():
     q, k, v = _qkv((1, 3, 3, 1, 2))
     with pytest.raises(TypeError, match="mask"):
-        dot_product_attention(q, k, v, mask=jnp.ones((1, 1, 3, 3)))
+        dot_product_attention(q, k, v, mask=jnp.ones((1, 1, 3, 3), jnp.int32))
     with pytest.raises(ValueError, match="shape"):
         dot_product_attention(q[0], k, v)
     with pytest.raises(ValueError, match="num_heads"):
         multi_head_attention(10, 3)
+
+
+def _float_masks(shape):
+    """Float 0/1 masks built as Flax builds them (1 = attend), and the boolean they mean."""
+    _, q_seq, k_seq, _, _ = shape
+    causal = np.tril(np.ones((q_seq, k_seq), np.float32))[None, None]  # make_causal_mask
+    padding = np.asarray(_padding_mask(shape), np.float32)
+    combined = causal * padding  # combine_masks multiplies (logical and) its masks
+    return combined, combined.astype(bool)
+
+
+def test_float_zero_one_mask_equals_the_boolean_mask_eagerly_and_under_jit():
+    shape = (2, 4, 4, 2, 8)
+    q, k, v = _qkv(shape)
+    float_mask, bool_mask = _float_masks(shape)
+    reference = reference_jit(q, k, v, mask=jnp.asarray(bool_mask))
+    eager = dot_product_attention(q, k, v, mask=float_mask)
+    traced = jax.jit(lambda m: dot_product_attention(q, k, v, mask=m))(jnp.asarray(float_mask))
+    np.testing.assert_allclose(eager, reference, atol=1e-6)
+    np.testing.assert_allclose(traced, reference, atol=1e-6)
+
+
+def test_flax_float_masks_are_accepted():
+    linen = pytest.importorskip("flax.linen")
+    shape = (2, 5, 5, 1, 4)
+    q, k, v = _qkv(shape)
+    valid = np.asarray(_padding_mask(shape))[:, 0, 0, :]  # [batch, seq]
+    mask = linen.combine_masks(
+        linen.make_causal_mask(jnp.ones(shape[:2])),
+        linen.make_attention_mask(jnp.asarray(valid), jnp.asarray(valid)),
+    )
+    assert mask.dtype == jnp.float32
+    expected_attend = np.tril(np.ones((5, 5), bool)) & valid[:, None, None, :] & valid[
+        :, None, :, None
+    ]
+    reference = reference_jit(q, k, v, mask=jnp.asarray(expected_attend))
+    np.testing.assert_allclose(dot_product_attention(q, k, v, mask=mask), reference, atol=1e-6)
+
+
+def test_additive_float_mask_is_a_type_error_and_nan_under_jit():
+    shape = (1, 3, 3, 1, 2)
+    q, k, v = _qkv(shape)
+    additive = np.where(np.tril(np.ones((3, 3), bool)), 0.0, -np.inf)[None, None]
+    with pytest.raises(TypeError, match="boolean"):
+        dot_product_attention(q, k, v, mask=additive)
+    with pytest.raises(TypeError, match="boolean"):
+        multi_head_attention(4, 2).apply(
+            multi_head_attention(4, 2).init(jax.random.key(0)), jnp.ones((1, 3, 4)), mask=additive
+        )
+    traced = jax.jit(lambda m: dot_product_attention(q, k, v, mask=m))(jnp.asarray(additive))
+    assert np.all(np.isnan(traced))  # cannot raise under tracing: never a silent wrong answer
 
 
 def _manual_mha(params, x, num_heads):

@@ -18,17 +18,24 @@ import pytest
 
 from jaxreg import cli, cv
 
-TINY = ["--steps", "30", "--lambdas", "3", "--folds", "2", "--no-progress"]
+TINY = ["--steps", "30", "--lambdas", "3", "--folds", "2", "--no-progress", "--no-cache"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def jaxreg_sweep(*flags, cwd, timeout=600):
+def jaxreg_sweep(*flags, cwd, timeout=600, cache_home=None):
+    """The command in a subprocess; its user cache directory is ``cache_home`` (or ``cwd``)."""
+    import matplotlib
+
+    # matplotlib keeps its font cache where it already is (no rebuild per test)
+    env = {"MPLCONFIGDIR": matplotlib.get_cachedir(), **os.environ}
+    env["XDG_CACHE_HOME"] = str(cache_home or cwd / "user-cache")
     return subprocess.run(
         [sys.executable, "-m", "jaxreg", "sweep", *flags],
         capture_output=True,
         text=True,
         cwd=cwd,
         timeout=timeout,
+        env=env,
     )
 
 
@@ -51,7 +58,7 @@ def assert_png(path, min_bytes=10_000):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny") / "out"
-    done = jaxreg_sweep(*TINY, "--out", str(out), cwd=out.parent)
+    done = jaxreg_sweep(*TINY, "--keep-checkpoint", "--out", str(out), cwd=out.parent)
     assert done.returncode == 0, done.stderr
     return done, out
 
@@ -77,8 +84,13 @@ def test_tiny_sweep_writes_consistent_results(tiny_run):
     )
     assert results["nonzeros"][0] == 0  # λ_ref: the null model
     assert results["command"]["folds"] == 2 and results["data"] == "digits"
+    assert results["data_shape"] == [1797, 64] and results["penalty"] == "l1"
+    assert results["classes"] == [str(digit) for digit in range(10)]
     assert_png(out / "cv_curve.png")
     assert_png(out / "path.png")
+    # --keep-checkpoint kept it; --no-cache wrote no compilation cache
+    assert (out / "checkpoint" / "sweep_checkpoint.npz").exists()
+    assert not (out.parent / "user-cache" / "jaxreg").exists()
 
 
 def test_tiny_sweep_prints_devices_and_the_table_of_the_json(tiny_run):
@@ -87,6 +99,16 @@ def test_tiny_sweep_prints_devices_and_the_table_of_the_json(tiny_run):
     lines = done.stdout.splitlines()
     assert lines[0].startswith(f"devices: {os.cpu_count()} × CPU")
     header = next(i for i, line in enumerate(lines) if "lambda" in line and "± SE" in line)
+    # the line above says which columns are the fold fits' and which the full-data fit's
+    spans = lines[header - 1]
+    cv_span = re.search(r"─+ 2-fold CV, held-out ─+", spans).span()
+    full_span = re.search(r"─+ fit on all data ─+", spans).span()
+    for column in ("CV cross-entropy", "± SE", "accuracy"):
+        start = lines[header].index(column)
+        assert cv_span[0] <= start and start + len(column) <= cv_span[1]
+    for column in ("nonzero", "zero weights"):
+        start = lines[header].index(column)
+        assert full_span[0] <= start and start + len(column) <= full_span[1]
     rows = lines[header + 1 : header + 4]
     for k, row in enumerate(rows):
         fields = row.split()
@@ -119,6 +141,7 @@ def test_help_lists_every_flag(tmp_path):
     flags = [
         "--model", "--penalty", "--lambdas", "--folds", "--steps", "--batch-size", "--lr",
         "--seed", "--data", "--out", "--resume", "--devices", "--no-progress",
+        "--target", "--task", "--header", "--no-header", "--keep-checkpoint", "--no-cache",
     ]  # fmt: skip
     for flag in flags:
         assert flag in done.stdout
@@ -151,6 +174,16 @@ def test_bad_flags_are_one_line_and_status_2(flags, named, capsys):
     assert len(captured.err.strip().splitlines()) == 1 and named in captured.err
 
 
+def test_version_is_the_package_version():
+    import jaxreg
+
+    done = subprocess.run(
+        [sys.executable, "-m", "jaxreg", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout == f"jaxreg {jaxreg.__version__}\n"
+    assert re.fullmatch(r"\d+\.\d+\.\d+(\.dev\d+)?", jaxreg.__version__)
+
+
 def _nan_csv(tmp_path):
     path = tmp_path / "nan.csv"
     path.write_text("a,b,target\n1,2,0\nnan,3,1\n4,5,0\n")
@@ -167,6 +200,9 @@ def _nan_csv(tmp_path):
         (lambda tmp: ["--model", "linear", "--penalty", "contractive"], "contractive"),
         (lambda tmp: ["--model", "linear", "--data", "diabetes", "--penalty", "clip"], "linear"),
         (lambda tmp: ["--penalty", "clip", "--lambdas", "1,0"], "--lambdas"),
+        (lambda tmp: ["--target", "species"], "--target"),
+        (lambda tmp: ["--data", _nan_csv(tmp), "--target", "kind"], "--target kind: no column"),
+        (lambda tmp: ["--data", _nan_csv(tmp), "--task", "regression", "--header"], "NaN"),
     ],
 )
 def test_bad_data_and_combinations_are_one_line_and_status_2(make_flags, says, tmp_path, capsys):
@@ -174,7 +210,8 @@ def test_bad_data_and_combinations_are_one_line_and_status_2(make_flags, says, t
     captured = capsys.readouterr()
     assert status == 2
     assert len(captured.err.strip().splitlines()) == 1 and says in captured.err
-    assert "Traceback" not in captured.err
+    assert "Traceback" not in captured.err and "Errno" not in captured.err
+    assert not re.search(r"(?<![-\w])(path|target): ", captured.err)  # flags, not Python names
     assert not (tmp_path / "out").exists()  # nothing is written for a command that cannot run
 
 
@@ -187,10 +224,14 @@ def test_console_process_exits_2_on_bad_flag_and_bad_data(tmp_path):
 
 
 def test_linear_on_diabetes_uses_jaxreg_linear_with_sklearns_grid(tmp_path):
-    out = tmp_path / "out"
-    done = jaxreg_sweep("--model", "linear", "--data", "diabetes", *TINY, "--out", str(out),
+    # the one CLI test with the compilation cache on: in its own cache directory
+    out, flags = tmp_path / "out", [flag for flag in TINY if flag != "--no-cache"]
+    done = jaxreg_sweep("--model", "linear", "--data", "diabetes", *flags, "--out", str(out),
                         cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
+    cache = tmp_path / "user-cache" / "jaxreg"
+    assert f"compilation cache: {cache}" in done.stdout
+    assert any(path.is_file() for path in cache.rglob("*"))  # compiled programs were stored
     results = results_of(out)
     assert "jaxreg.linear" in results["model"] and results["accuracy"] is None
     # sklearn's lasso_path grid on the standardized, centred data: λ_max = max |Xᵀy| / n
@@ -226,6 +267,35 @@ def test_mlp_regression_on_a_users_csv(tmp_path):
     assert min(results["cv_mean"]) < 0.4  # the features explain about half the variance
 
 
+def test_headerless_csv_with_string_labels_and_an_unregularized_lambda(tmp_path):
+    # 3 well-separated classes named by strings, the target first, no header row
+    rng = np.random.default_rng(0)
+    names = np.array(["setosa", "versicolor", "virginica"])
+    classes = rng.integers(0, 3, size=90)
+    X = rng.normal(size=(90, 4)) + 3.0 * classes[:, None]
+    path = tmp_path / "iris.csv"
+    rows = [f"{names[c]},{','.join(map(str, x))}\n" for c, x in zip(classes, X, strict=True)]
+    path.write_text("".join(rows))
+    out = tmp_path / "out"
+    done = jaxreg_sweep("--data", str(path), "--target", "0", "--lambdas", "0.1,0.01,0",
+                        "--steps", "40", "--folds", "2", "--batch-size", "32", "--no-progress",
+                        "--no-cache", "--devices", str(os.cpu_count() + 1), "--out", str(out),
+                        cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "90 examples × 4 features, classification, 3 classes" in done.stdout
+    assert "no header row detected" in done.stdout
+    assert f"warning: --devices {os.cpu_count() + 1} on {os.cpu_count()} CPU" in done.stderr
+    results = results_of(out)
+    assert results["data_shape"] == [90, 4] and results["classes"] == names.tolist()
+    assert results["lambdas"] == [0.1, 0.01, 0.0]
+    # λ = 0 penalizes nothing: all 4·64 + 64·64 + 64·3 weights stay nonzero
+    assert results["nonzeros"][-1] == results["penalized_weights"] == 4 * 64 + 64 * 64 + 64 * 3
+    assert max(results["accuracy"]) > 0.9  # the classes are separable: the labels were kept
+    assert not (out / "checkpoint").exists()  # removed after the successful run
+    assert_png(out / "cv_curve.png")
+    assert_png(out / "path.png")
+
+
 @pytest.mark.slow
 def test_linear_softmax_on_digits_on_one_device(tmp_path):
     out = tmp_path / "out"
@@ -245,11 +315,14 @@ def test_linear_softmax_on_digits_on_one_device(tmp_path):
 @pytest.mark.slow
 def test_attention_with_head_group_lasso_on_digits(tmp_path):
     out = tmp_path / "out"
-    done = jaxreg_sweep("--model", "attention", "--penalty", "group-lasso", "--steps", "10",
-                        "--lambdas", "2", "--folds", "2", "--no-progress", "--out", str(out),
+    # no --penalty: attention defaults to the head-wise group lasso, with a warning about cost
+    done = jaxreg_sweep("--model", "attention", "--steps", "10", "--lambdas", "2", "--folds",
+                        "2", "--no-progress", "--no-cache", "--out", str(out),
                         cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert "warning: --model attention" in done.stderr
     results = results_of(out)
+    assert results["penalty"] == "group-lasso"
     # one head's query/key/value [32, 4, 8] and biases [4, 8], and out [4, 8, 32]: 4 heads
     assert results["penalized_weights"] == 3 * 32 * 4 * 8 + 3 * 4 * 8 + 4 * 8 * 32
     # the joint group lasso removes whole heads: nonzero counts are whole heads (1048 each)
@@ -260,7 +333,7 @@ def test_attention_with_head_group_lasso_on_digits(tmp_path):
 
 @pytest.mark.slow
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
-    flags = ["--steps", "400", "--lambdas", "3", "--folds", "2", "--no-progress"]
+    flags = ["--steps", "400", "--lambdas", "3", "--folds", "2", "--no-progress", "--no-cache"]
     fresh, killed = tmp_path / "fresh", tmp_path / "killed"
 
     # a foreign checkpoint: --resume refuses it in one line, a run without --resume starts fresh
@@ -290,5 +363,5 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
 
     resumed = jaxreg_sweep(*flags, "--out", str(killed), "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stdout
+    assert "resuming" in resumed.stdout and not (killed / "checkpoint").exists()
     assert numbers_of(results_of(killed)) == numbers_of(results_of(fresh))

@@ -104,6 +104,44 @@ def test_task_inference_many_integer_values_is_regression(tmp_path):
     assert datasets.load_file(path).task == "regression"
 
 
+def test_headerless_csv_uses_every_row_and_header_flag_overrides(tmp_path):
+    rng = np.random.default_rng(2)
+    table = np.column_stack([rng.normal(size=(300, 2)), rng.normal(size=300)])
+    path = tmp_path / "headerless.csv"
+    np.savetxt(path, table, delimiter=",")
+    data = datasets.load_file(path)
+    assert data.X.shape == (300, 2) and data.feature_names == ("x0", "x1")
+    np.testing.assert_allclose(data.X, table[:, :2].astype(np.float32))
+    np.testing.assert_allclose(data.y, table[:, 2].astype(np.float32))
+    by_number = datasets.load_file(path, target=0)
+    np.testing.assert_allclose(by_number.y, table[:, 0].astype(np.float32))
+    assert by_number.feature_names == ("x1", "x2")
+    forced = datasets.load_file(path, header=True)  # the first row becomes the column names
+    assert forced.X.shape == (299, 2)
+    np.testing.assert_allclose(forced.X, table[1:, :2].astype(np.float32))
+    named = _write(tmp_path / "named.csv", "a,b,c\n1,2,3\n4,5,6\n")
+    assert datasets.load_file(named).X.shape == (2, 2)
+    with pytest.raises(ValueError, match="line 1, column 'x0': non-numeric value 'a'"):
+        datasets.load_file(named, header=False)
+
+
+@pytest.mark.parametrize("header", ["sepal,petal,species\n", ""])
+def test_string_labels_become_sorted_class_ids(tmp_path, header):
+    species = ["versicolor", "setosa", "virginica", "setosa", "versicolor", "virginica"]
+    rows = [f"{i}.5,{i % 3}.25,{name}" for i, name in enumerate(species)]
+    path = _write(tmp_path / "iris.csv", header + "\n".join(rows) + "\n")
+    data = datasets.load_file(path)
+    assert data.task == "classification" and data.X.shape == (6, 2)
+    assert data.target_names == ("setosa", "versicolor", "virginica")
+    assert [data.target_names[c] for c in data.y] == species
+    assert data.y.dtype == np.int32
+    npz = tmp_path / "iris.npz"
+    np.savez(npz, X=data.X, y=np.array(species))  # a unicode array needs no pickle
+    from_npz = datasets.load_file(npz)
+    np.testing.assert_array_equal(from_npz.y, data.y)
+    assert from_npz.target_names == data.target_names
+
+
 def _write(path: pathlib.Path, text: str) -> pathlib.Path:
     path.write_text(text)
     return path
@@ -113,8 +151,11 @@ def _write(path: pathlib.Path, text: str) -> pathlib.Path:
     ("text", "kwargs", "message"),
     [
         ("a,b\n1,2\n", {"target": "c"}, r"target: no column 'c'"),
-        ("a,b\n1,x\n", {}, r"line 2, column 'b': non-numeric value 'x'"),
-        ("a,b\n1,\n", {}, r"non-numeric value ''"),
+        ("a,b\nx,1\n", {}, r"line 2, column 'a': non-numeric value 'x'"),
+        ("a,b\n1,\n", {}, r"line 2, column 'b': empty value ''"),
+        ("1,2,3\n4,x,5\n", {}, r"line 2, column 'x1': non-numeric value 'x'"),
+        ("a,b\n1,2\n", {"target": 2}, r"target: no column 2"),
+        ("a,b\n1,x\n", {"task": "regression"}, r"task='regression' needs a numeric target"),
         ("a,b\n1,nan\n", {}, r"y in .* NaN/inf"),
         ("a,b\ninf,1\n", {}, r"X in .* NaN/inf"),
         ("a,b\n1,2,3\n", {}, r"line 2 has 3 fields, the header has 2"),

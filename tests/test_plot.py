@@ -61,7 +61,7 @@ def test_cv_curve_draws_glmnet_artists():
     assert all(line.get_linestyle() == ":" for line in ax.lines if line.get_gid())
     assert _top_labels(figure) == [str(n) for n in nonzeros[::-1]]  # left to right: λ ascending
     assert ax.get_ylabel() == "cross-entropy" and ax.get_title() == "digits"
-    assert ax.get_xlabel() == "log(λ)"
+    assert ax.get_xlabel() == "ln λ (natural log)"
 
 
 def test_cv_curve_bare_summary_has_no_count_axis_and_ylabel_argument():
@@ -134,7 +134,7 @@ def test_path_norms_with_labels(tmp_path):
     np.testing.assert_allclose(norm_lines[1].get_ydata(), norms[:, 1])
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["layer 0", "layer 1", "layer 2"]
     assert _top_labels(figure) == [str(n) for n in nonzeros[::-1]]
-    assert ax.get_ylabel() == "norm"
+    assert ax.get_ylabel() == r"Frobenius norm $\|W\|_F$"
     figure.savefig(tmp_path / "norms.png")
     assert (tmp_path / "norms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -167,7 +167,7 @@ def test_bad_input():
         plot.cv_curve(summary._replace(cvm=summary.cvm[:-1]))
     with pytest.raises(ValueError, match=r"nonzeros must have shape \[8\]"):
         plot.cv_curve(SimpleNamespace(summary=summary, nonzeros=np.zeros(3)))
-    with pytest.raises(ValueError, match=r"must be finite and > 0"):
+    with pytest.raises(ValueError, match=r"must be finite and >= 0"):
         plot.cv_curve(summary._replace(lambdas=-summary.lambdas))
     with pytest.raises(TypeError, match="CVSummary"):
         plot.cv_curve(SimpleNamespace(lambdas=summary.lambdas))
@@ -189,3 +189,74 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install jaxreg\[plot\]"):
         plot.cv_curve(_cv_summary())
+
+
+def _labels_by_gid(ax):
+    return {text.get_gid(): text for text in ax.texts if text.get_gid()}
+
+
+def test_unregularized_lambda_is_drawn_one_grid_step_left_of_the_smallest():
+    lambdas = np.array([1.0, 0.1, 0.01, 0.0])
+    losses = np.array([[3.0, 2.0, 1.5, 1.0], [3.2, 2.1, 1.4, 1.1]])
+    summary = cv.summarize(losses, lambdas)
+    assert summary.lambda_min == 0.0  # the unregularized fit wins here
+    ax = plot.cv_curve(summary).axes[0]
+    (bars,) = ax.containers
+    expected = [0.0, np.log(0.1), np.log(0.01), np.log(0.01) - np.log(10)]  # ln steps of ln 10
+    np.testing.assert_allclose(bars.lines[0].get_xdata(), expected)
+    assert _vline_positions(ax)["lambda_min"] == pytest.approx(expected[-1])
+    (band,) = [patch for patch in ax.patches if patch.get_gid() == "lambda_zero"]
+    left, right = band.get_x(), band.get_x() + band.get_width()
+    assert left < expected[-1] < right < expected[2]
+    assert any("λ = 0" in text.get_text() for text in ax.texts)
+    path_ax = plot.path(SimpleNamespace(lambdas=lambdas, coef=np.ones((4, 2)))).axes[0]
+    np.testing.assert_allclose(path_ax.lines[0].get_xdata(), expected)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_selection_labels_never_overlap_and_merge_when_equal(reverse):
+    lambdas = np.logspace(0, -3, 30)
+    losses = np.tile((np.log10(lambdas) + 1.5) ** 2, (4, 1))
+    losses += 0.05 * np.random.default_rng(0).standard_normal(losses.shape)
+    summary = cv.summarize(losses, lambdas)
+    # adjacent grid points: the closest two distinct selections can be
+    summary = summary._replace(lambda_min=lambdas[15], lambda_1se=lambdas[14])
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = plot.cv_curve(summary, reverse=reverse)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    labels = _labels_by_gid(figure.axes[0])
+    box_min = labels["lambda_min_label"].get_window_extent(renderer)
+    box_1se = labels["lambda_1se_label"].get_window_extent(renderer)
+    assert not box_min.overlaps(box_1se)
+    # λ_1se > λ_min: its label is on the larger-λ side (the right unless reversed)
+    assert (box_1se.x0 > box_min.x1) != reverse
+    assert labels["lambda_min_label"].get_fontsize() >= 10
+
+    equal = plot.cv_curve(summary._replace(lambda_min=lambdas[14])).axes[0]
+    texts = _labels_by_gid(equal)
+    assert list(texts) == ["lambda_min_label"]
+    assert "min" in texts["lambda_min_label"].get_text()
+    assert "1se" in texts["lambda_min_label"].get_text()
+    assert set(_vline_positions(equal)) == {"lambda_min", "lambda_1se"}
+
+
+@pytest.mark.parametrize("lines", [15, 40])
+def test_many_lines_get_distinct_colours(lines, tmp_path):
+    from matplotlib.colors import to_hex
+
+    lambdas = np.logspace(0, -2, K)
+    coef = np.outer(1 - lambdas / 2, np.arange(1, lines + 1))
+    labels = [f"feature {j}" for j in range(lines)]
+    figure = plot.path(SimpleNamespace(lambdas=lambdas, coef=coef), labels=labels)
+    ax = figure.axes[0]
+    colours = {to_hex(line.get_color()) for line in ax.lines if not line.get_gid()}
+    assert len(colours) == lines
+    if lines > 20:  # a colour bar names the lines instead of a 40-entry legend
+        assert ax.get_legend() is None and len(figure.axes) == 2
+        ticks = [t.get_text() for t in figure.axes[1].get_yticklabels()]
+        assert ticks[0] == "feature 0" and ticks[-1] == "feature 39"
+    else:
+        assert len(ax.get_legend().get_texts()) == lines
+    figure.savefig(tmp_path / f"lines{lines}.png")

@@ -37,7 +37,7 @@ from jaxreg.transforms import (
     proximal,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"  # the one version source: pyproject.toml reads it
 
 __all__ = [
     "FitPathResult",

@@ -3,6 +3,10 @@
 With no arguments it trains an MLP with an L1 penalty on the embedded 8×8 digits over a λ grid ×
 5 folds in one compiled sweep, prints a glmnet-style table with λ_min and λ_1se marked and writes
 ``results.json``, ``cv_curve.png`` and ``path.png``. Bad flags or data exit with status 2.
+
+Compiled programs are kept in JAX's persistent compilation cache, under
+``$XDG_CACHE_HOME/jaxreg`` (default ``~/.cache/jaxreg``), so a second run with the same shapes
+skips most of the compilation; ``--no-cache`` turns that off.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import argparse
 import json
 import os
 import pathlib
+import re
 import shutil
 import sys
 import time
@@ -20,6 +25,9 @@ from typing import Any
 import numpy as np
 
 MODELS = ("mlp", "attention", "linear")
+TASKS = ("classification", "regression")
+# Compilations shorter than this are not worth a cache entry (JAX's default is 1 s).
+CACHE_MIN_COMPILE_SECONDS = 0.2
 
 
 def _penalties() -> dict[str, Any]:
@@ -94,14 +102,18 @@ examples:
                                                 prune whole attention heads
   jaxreg sweep --penalty l2 --lambdas 1,0.1,0.01,0.001
   jaxreg sweep --data my.csv --out results      your data: last column is the target
+  jaxreg sweep --data iris.csv --target species --task classification
   jaxreg sweep --out results --resume           continue a run that was interrupted
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from jaxreg import __version__
+
     parser = _Parser(
         prog="jaxreg", description="Regularization paths for JAX models, cross-validated."
     )
+    parser.add_argument("--version", action="version", version=f"jaxreg {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sweep = commands.add_parser(
         "sweep",
@@ -127,10 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--penalty",
         choices=tuple(_penalties()),
-        default="l1",
+        default=None,
         help="l1/elastic-net/group-lasso: proximal steps (exact zeros); l2: (λ/2)‖W‖² in the "
         "loss; contractive: λ·½‖∂h/∂x‖² of the hidden layers (mlp only); clip: weights "
-        "clipped to [-1/λ, 1/λ]. group-lasso groups: hidden units (mlp), heads (attention)",
+        "clipped to [-1/λ, 1/λ]. group-lasso groups: hidden units (mlp), heads (attention). "
+        "Default: group-lasso (whole heads) for --model attention, l1 otherwise",
     )
     sweep.add_argument(
         "--lambdas",
@@ -139,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=12,
         help="number of λ (log-spaced down 3 decades from the data's reference λ; for l2 and "
         "contractive from 1 to 1e-4, for clip from 10 to 0.1) or the λ values themselves, "
-        "comma-separated (e.g. 1,0.1,0.01)",
+        "comma-separated (e.g. 1,0.1,0.01); 0 is the unregularized fit, drawn at the left edge "
+        "of the plots",
     )
     sweep.add_argument(
         "--folds",
@@ -167,12 +181,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="an embedded dataset (digits, diabetes) or a .npz (keys X, y) / .csv (last column "
         "is the target) file",
     )
+    sweep.add_argument(
+        "--target",
+        default=None,
+        metavar="COL",
+        help="your file's target: a .csv column name or 0-based number, or an .npz key "
+        "(default: the last column, or y)",
+    )
+    sweep.add_argument(
+        "--task",
+        choices=TASKS,
+        default=None,
+        help="for your file (default: string labels, or integers with at most 20 values, are "
+        "classes; anything else is regression)",
+    )
+    sweep.add_argument(
+        "--header",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether your .csv's first row names the columns (default: detected: a header when "
+        "its cells are not numbers while the rest of their column is)",
+    )
     sweep.add_argument("--out", default="jaxreg-out", metavar="DIR", help="output directory")
     sweep.add_argument(
         "--resume",
         action="store_true",
         help="resume an interrupted sweep from its checkpoint in OUT/checkpoint (written "
-        "after every tenth of the steps); without --resume a new sweep starts",
+        "after every tenth of the steps, removed after a successful run); without --resume a "
+        "new sweep starts",
+    )
+    sweep.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        help="keep OUT/checkpoint after a successful run",
     )
     sweep.add_argument(
         "--devices",
@@ -183,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
         "device per core, or as set by XLA_FLAGS=--xla_force_host_platform_device_count)",
     )
     sweep.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    sweep.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not use the persistent compilation cache in $XDG_CACHE_HOME/jaxreg "
+        "(~/.cache/jaxreg), which lets a second run with the same shapes skip compiling",
+    )
     return parser
 
 
@@ -197,18 +244,54 @@ def _configure_devices(requested: int | None) -> list[Any]:
     devices = jax.devices()
     if requested and requested > len(devices):
         raise UsageError(f"--devices {requested}: only {len(devices)} {devices[0].platform} found")
+    cores = os.cpu_count() or 1
+    if requested and devices[0].platform == "cpu" and requested > cores:
+        print(
+            f"warning: --devices {requested} on {cores} CPU cores: the host devices share the "
+            f"cores, so more than {cores} adds no speed",
+            file=sys.stderr,
+        )
     return devices[:requested] if requested else devices
 
 
-def _load(name: str):
+def cache_dir() -> pathlib.Path:
+    """Where the CLI keeps compiled programs: ``$XDG_CACHE_HOME/jaxreg`` or ``~/.cache/jaxreg``."""
+    base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    return pathlib.Path(base) / "jaxreg"
+
+
+def _configure_cache(enabled: bool) -> str | None:
+    """Turn on JAX's persistent compilation cache (a directory the user set wins); its path."""
+    import jax
+
+    if not enabled:
+        jax.config.update("jax_enable_compilation_cache", False)
+        return None
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", str(cache_dir()))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_SECONDS)
+    return jax.config.jax_compilation_cache_dir
+
+
+def _load(args):
     from jaxreg import datasets
 
+    name = args.data
+    is_file = name.endswith((".npz", ".csv")) or os.sep in name
+    file_flags = [flag for flag in ("target", "task", "header") if getattr(args, flag) is not None]
+    if file_flags and not is_file:
+        flags = ", ".join(f"--{flag}" for flag in file_flags)
+        raise UsageError(f"{flags}: only for your own .csv/.npz file, not the embedded {name!r}")
     try:
-        if name.endswith((".npz", ".csv")) or os.sep in name:
-            return datasets.load_file(name)
+        if is_file:
+            return datasets.load_file(name, target=args.target, task=args.task, header=args.header)
         return datasets.load(name)
     except (ValueError, TypeError, OSError) as error:
-        raise UsageError(f"--data {name}: {error}") from None
+        message = str(error).removeprefix("path: ")
+        if message.startswith("target: "):
+            message = message.removeprefix("target: ")
+            raise UsageError(f"--target {args.target}: {message}") from None
+        raise UsageError(f"--data {name}: {message}") from None
 
 
 def _check_combination(args, penalty: Any, task: str) -> None:
@@ -358,15 +441,23 @@ def _loss_label(run: dict[str, Any]) -> str:
     return "CV " + run["loss_name"].replace("_", "-")
 
 
-def _table(summary, run: dict[str, Any]) -> str:
-    """glmnet's printout: one row per λ, the selections marked in the first column."""
+def _table(summary, run: dict[str, Any], folds: int) -> str:
+    """glmnet's printout: one row per λ, the selections marked in the first column.
+
+    A line above the header says which columns come from the fold fits (held-out loss) and
+    which from the fit on all the data (the weights it keeps).
+    """
     loss = _loss_label(run)
     width = max(len(loss), 10)
+    cv_width = width + 10 + (10 if run["accuracy"] is not None else 0)
+    spans = (
+        f"{'':16}{f' {folds}-fold CV, held-out ':─^{cv_width}}  {' fit on all data ':─^22}"
+    )
     header = f"{'':4}{'lambda':>10}  {loss:>{width}}  {'± SE':>8}"
     if run["accuracy"] is not None:
         header += f"  {'accuracy':>8}"
     header += f"  {'nonzero':>8}  {'zero weights':>12}"
-    rows = [header]
+    rows = [spans, header]
     for k, lam in enumerate(summary.lambdas):
         is_min, is_1se = k == summary.index_min, k == summary.index_1se
         mark = "both" if is_min and is_1se else "min" if is_min else "1se" if is_1se else ""
@@ -394,6 +485,7 @@ def _write_outputs(out: pathlib.Path, args, run: dict[str, Any], extra: dict[str
     results = {
         "command": vars(args),
         **extra,
+        "penalty": args.penalty,
         "model": run["model"],
         "loss": run["loss_name"],
         "lambdas": np.asarray(summary.lambdas).tolist(),
@@ -415,17 +507,20 @@ def _write_outputs(out: pathlib.Path, args, run: dict[str, Any], extra: dict[str
     (out / "results.json").write_text(
         json.dumps(results, indent=2, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    title = f"{extra['data']} · {run['model']} · {args.penalty} · {args.folds}-fold CV"
-    plot.cv_curve(fit, title=title, ylabel=_loss_label(run)).savefig(
+    name = f"{extra['data']} · {run['model']} · {args.penalty}"
+    cv_title = f"{name}\n{args.folds}-fold CV: held-out loss of the fold fits"
+    plot.cv_curve(fit, title=cv_title, ylabel=_loss_label(run)).savefig(
         out / "cv_curve.png", dpi=110, bbox_inches="tight"
     )
-    plot.path(fit, title=title).savefig(out / "path.png", dpi=110, bbox_inches="tight")
+    path_title = f"{name}\npath of the fits on all {extra['data_shape'][0]} examples"
+    plot.path(fit, title=path_title).savefig(out / "path.png", dpi=110, bbox_inches="tight")
 
 
 def sweep_command(args) -> None:
     started = time.perf_counter()
+    args.penalty = args.penalty or ("group-lasso" if args.model == "attention" else "l1")
     penalty = _penalties()[args.penalty]
-    data = _load(args.data)  # bad data fails before JAX starts
+    data = _load(args)  # bad data fails before JAX starts
     _check_combination(args, penalty, data.task)
     out = pathlib.Path(args.out)
     checkpoint = out / "checkpoint"
@@ -437,13 +532,9 @@ def sweep_command(args) -> None:
         shutil.rmtree(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
 
+    cache = _configure_cache(not args.no_cache)
     devices = _configure_devices(args.devices)
-    kind = devices[0].platform.upper() if devices[0].platform == "cpu" else devices[0].device_kind
-    how = "" if args.devices else " (all; --devices N to use fewer)"
-    print(f"devices: {len(devices)} × {kind}{how}")
-    print(
-        f"data: {args.data}: {data.X.shape[0]} examples × {data.X.shape[1]} features, {data.task}"
-    )
+    _print_setup(args, data, devices, cache)
     if args.model == "linear" and data.task == "regression":
         run = _run_linear_regression(args, data, penalty)
     else:
@@ -454,7 +545,7 @@ def sweep_command(args) -> None:
                 raise
             raise UsageError(f"--resume: {error} (or rerun without --resume)") from None
     summary = run["fit"].summary
-    print(_table(summary, run))
+    print(_table(summary, run, args.folds))
     print(f"lambda_min = {summary.lambda_min:.4g}  (lowest CV loss)")
     print(
         f"lambda_1se = {summary.lambda_1se:.4g}  (largest λ within one standard error of the "
@@ -464,11 +555,44 @@ def sweep_command(args) -> None:
         print(f"warning: {run['diverged']} trainings diverged (NaN): lower --lr")
     extra = {
         "data": args.data,
+        "data_shape": list(data.X.shape),
+        "task": data.task,
+        "classes": None if data.task != "classification" else list(data.target_names),
         "devices": [str(device) for device in devices],
         "seconds": round(time.perf_counter() - started, 3),
     }
     _write_outputs(out, args, run, extra)
+    if checkpoint.exists() and not args.keep_checkpoint:
+        shutil.rmtree(checkpoint)  # the run is complete: nothing left to resume
     print(f"wrote {out / 'results.json'}, {out / 'cv_curve.png'}, {out / 'path.png'}")
+
+
+def _print_setup(args, data, devices, cache: str | None) -> None:
+    """The devices, the data, the compilation cache, and a warning for the costly model."""
+    kind = devices[0].platform.upper() if devices[0].platform == "cpu" else devices[0].device_kind
+    how = "" if args.devices else " (all; --devices N to use fewer)"
+    print(f"devices: {len(devices)} × {kind}{how}")
+    _print_data(args, data)
+    if cache:
+        print(f"compilation cache: {cache} (--no-cache to turn it off)")
+    if args.model == "attention":
+        print(
+            "warning: --model attention costs several times the MLP's time per step; try fewer "
+            "--steps or --lambdas first",
+            file=sys.stderr,
+        )
+
+
+def _print_data(args, data) -> None:
+    n, features = data.X.shape
+    what = data.task
+    if data.task == "classification":
+        what += f", {len(data.target_names)} classes"
+    print(f"data: {args.data}: {n} examples × {features} features, {what}")
+    # load_file names the columns of a headerless file x0, x1, ... by position
+    headerless = all(re.fullmatch(r"x\d+", name) for name in data.feature_names or ("",))
+    if args.data.endswith(".csv") and args.header is None and headerless:
+        print("  no header row detected: every row is data (--header if the first row is names)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,9 +5,14 @@ here is called. The functions build plain :class:`matplotlib.figure.Figure` obje
 state, nothing is shown), so they work headless, in notebooks and in the CLI alike; save one
 with ``figure.savefig("cv.png")``.
 
-The x-axis is log(λ), increasing left to right as in ``plot.cv.glmnet``; ``reverse=True`` flips
-it so that λ decreases left to right (the order a path is computed in, from the empty model to
-the least regularized one).
+The x-axis is the natural logarithm ln(λ), increasing left to right as in ``plot.cv.glmnet``;
+``reverse=True`` flips it so that λ decreases left to right (the order a path is computed in,
+from the empty model to the least regularized one). A λ of exactly 0 (the unregularized fit)
+has no logarithm: it is drawn one grid step beyond the smallest positive λ, at the
+least-regularized edge, and labelled "λ = 0".
+
+Up to 10 lines take matplotlib's default colours, up to 20 the ``tab20`` palette; more lines are
+coloured along the ``viridis`` colour map with a colour bar naming them, instead of a legend.
 
 References:
   Friedman, Hastie & Tibshirani (2010), *Regularization Paths for Generalized Linear Models via
@@ -30,6 +35,11 @@ __all__ = ["cv_curve", "path"]
 _SUMMARY_FIELDS = ("lambdas", "cvm", "cvup", "cvlo", "lambda_min", "lambda_1se")
 # glmnet labels at most about a dozen λ on the top axis; more would overlap.
 _MAX_TOP_TICKS = 12
+XLABEL = "ln λ (natural log)"
+NORM_YLABEL = r"Frobenius norm $\|W\|_F$"
+# Line colours: the default cycle (tab10) up to 10 lines, tab20 up to 20, a colour map beyond.
+_MAX_CYCLE_LINES = 10
+_MAX_PALETTE_LINES = 20
 
 
 def cv_curve(
@@ -43,7 +53,8 @@ def cv_curve(
     """Plot a cross-validation curve the way ``plot(cv.glmnet(...))`` does.
 
     Red dots at the mean CV loss ``cvm`` for each λ, grey error bars from ``cvlo`` to ``cvup``
-    (``cvm ± cvsd``), dotted vertical lines at log λ_min and log λ_1se, and, when the result
+    (``cvm ± cvsd``), dotted vertical lines at ln λ_min and ln λ_1se (one label
+    "λ_min = λ_1se" when they coincide), and, when the result
     knows them, the number of nonzero coefficients at each λ on a top axis. A λ with a
     diverged fold (``cvm`` NaN) is left out of the curve.
 
@@ -65,7 +76,7 @@ def cv_curve(
       ImportError: if matplotlib is not installed.
       TypeError: if ``result`` carries no CV summary.
       ValueError: if the summary's arrays do not all have the shape ``[K]`` of ``lambdas`` or a
-        λ is not positive.
+        λ is negative or not finite.
 
     Example:
       >>> import numpy as np
@@ -74,7 +85,7 @@ def cv_curve(
       >>> losses = (np.log10(lambdas) + 1.5) ** 2 + np.random.default_rng(0).random((5, 20))
       >>> figure = plot.cv_curve(cv.summarize(losses, lambdas))
       >>> figure.axes[0].get_xlabel()
-      'log(λ)'
+      'ln λ (natural log)'
     """
     summary = _summary_of(result)
     if summary is None:
@@ -87,7 +98,7 @@ def cv_curve(
     cvm = _vector(summary.cvm, "summary.cvm", size)
     cvup = _vector(summary.cvup, "summary.cvup", size)
     cvlo = _vector(summary.cvlo, "summary.cvlo", size)
-    log_lambdas = _log(lambdas, "summary.lambdas")
+    log_lambdas = _positions(lambdas, "summary.lambdas")
     figure, ax = _figure_and_axes(ax)
 
     # Errors are drawn relative to cvm; NaN (diverged) points simply are not drawn.
@@ -105,13 +116,13 @@ def cv_curve(
         capsize=2.5,
         zorder=3,
     )
-    _mark_selection(ax, summary)
+    _mark_selection(ax, summary, lambdas, log_lambdas, reverse)
     counts = _nonzero_counts(result, size)
     if counts is not None:
         _top_count_axis(ax, log_lambdas, counts)
     loss_name = getattr(result, "loss_name", None)
     ax.set_ylabel(ylabel or loss_name or "CV loss")
-    _finish(ax, title, reverse)
+    _finish(ax, title, reverse, lambdas, log_lambdas)
     return figure
 
 
@@ -124,12 +135,13 @@ def path(
     labels: Sequence[str] | None = None,
     reverse: bool = False,
 ) -> Figure:
-    """Plot a regularization path against log(λ), like ``plot(glmnet(...), xvar="lambda")``.
+    """Plot a regularization path against ln(λ), like ``plot(glmnet(...), xvar="lambda")``.
 
     One line per coefficient for a linear path (``.coef`` ``[K, p]``), or one line per weight
-    norm for a neural network's path (``.norms`` ``[K, m]``, labelled by ``.norm_labels`` when
-    present). The number of nonzero coefficients per λ goes on a top axis (counted from
-    ``.coef``, or taken from ``.nonzeros``). When the result carries a CV summary, dotted lines
+    norm for a neural network's path (``.norms`` ``[K, m]``: ``jaxreg.fit_path`` records the
+    Frobenius norm of each penalized leaf, labelled by ``.norm_labels``). The number of nonzero
+    coefficients per λ goes on a top axis (counted from ``.coef``, or taken from
+    ``.nonzeros``). When the result carries a CV summary, dotted lines
     mark λ_min and λ_1se.
 
     Args:
@@ -138,9 +150,9 @@ def path(
         ``.nonzeros``; or a CV result whose ``.path`` holds such a path (``linear.cv_path``).
       ax: axes to draw into; by default a new figure is made.
       title: optional title.
-      ylabel: the y label; default ``"coefficient"`` or ``"norm"``.
-      labels: a legend label per line (e.g. feature names); default ``.norm_labels`` for norm
-        paths, no legend for coefficients.
+      ylabel: the y label; default ``"coefficient"``, or "Frobenius norm ‖W‖_F" for norms.
+      labels: a label per line (e.g. feature names), shown in a legend (or, past 20 lines, on
+        the colour bar); default ``.norm_labels`` for norm paths, none for coefficients.
       reverse: if True, λ decreases from left to right.
 
     Returns:
@@ -150,7 +162,7 @@ def path(
       ImportError: if matplotlib is not installed.
       TypeError: if ``result`` has neither ``.coef`` nor ``.norms``.
       ValueError: for shapes that do not match ``lambdas`` ``[K]``, a wrong number of
-        ``labels`` or a λ that is not positive.
+        ``labels`` or a λ that is negative or not finite.
 
     Example:
       >>> import numpy as np
@@ -182,7 +194,7 @@ def path(
             counts = np.count_nonzero(values, axis=1)
     elif getattr(source, "norms", None) is not None:
         values = _matrix(source.norms, "norms", size)
-        default_ylabel = "norm"
+        default_ylabel = NORM_YLABEL
         labels = labels if labels is not None else getattr(source, "norm_labels", None)
         counts = _nonzero_counts(result, size)
     else:
@@ -194,22 +206,57 @@ def path(
         raise ValueError(
             f"labels must have one entry per line ({values.shape[1]}), got {len(labels)}"
         )
-    log_lambdas = _log(lambdas, "lambdas")
+    log_lambdas = _positions(lambdas, "lambdas")
     figure, ax = _figure_and_axes(ax)
-    lines = ax.plot(log_lambdas, values, linewidth=1.2)
+    _draw_lines(ax, log_lambdas, values, labels)
+    summary = _summary_of(result)
+    if summary is not None:
+        _mark_selection(ax, summary, lambdas, log_lambdas, reverse)
+    if counts is not None:
+        _top_count_axis(ax, log_lambdas, counts)
+    ax.set_ylabel(ylabel or default_ylabel)
+    _finish(ax, title, reverse, lambdas, log_lambdas)
+    return figure
+
+
+def _draw_lines(ax: Axes, x: np.ndarray, values: np.ndarray, labels: Sequence[str] | None) -> None:
+    """One line per column; colours and legend (or colour bar) that stay readable past 10."""
+    import matplotlib
+
+    count = values.shape[1]
+    lines = ax.plot(x, values, linewidth=1.2)
+    if count > _MAX_PALETTE_LINES:
+        colormap = matplotlib.colormaps["viridis"]
+        for index, line in enumerate(lines):
+            line.set_color(colormap(index / (count - 1)))
+        _line_colorbar(ax, colormap, count, labels)
+        return
+    if count > _MAX_CYCLE_LINES:
+        palette = matplotlib.colormaps["tab20"]
+        for index, line in enumerate(lines):
+            line.set_color(palette(index))
     if labels is not None:
         for line, label in zip(lines, labels, strict=True):
             line.set_label(str(label))
         # Outside the axes: a path fills the whole plot, so any inside spot hides some lines.
         ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
-    summary = _summary_of(result)
-    if summary is not None:
-        _mark_selection(ax, summary)
-    if counts is not None:
-        _top_count_axis(ax, log_lambdas, counts)
-    ax.set_ylabel(ylabel or default_ylabel)
-    _finish(ax, title, reverse)
-    return figure
+
+
+def _line_colorbar(ax: Axes, colormap: Any, count: int, labels: Sequence[str] | None) -> None:
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    mappable = ScalarMappable(Normalize(0, count - 1), colormap)
+    bar = ax.figure.colorbar(mappable, ax=ax, pad=0.02)
+    every = -(-count // _MAX_PALETTE_LINES)  # at most about 20 evenly spaced ticks, both ends
+    ticks = np.unique(np.append(np.arange(0, count, every), count - 1))
+    bar.set_ticks(ticks)
+    if labels is None:
+        bar.set_label("line (column index)")
+        bar.set_ticklabels([str(int(t)) for t in ticks])
+    else:
+        bar.set_ticklabels([str(labels[int(t)]) for t in ticks])
+    bar.ax.tick_params(labelsize="small")
 
 
 def _figure_and_axes(ax: Axes | None) -> tuple[Figure, Axes]:
@@ -254,10 +301,17 @@ def _matrix(value: Any, name: str, size: int) -> np.ndarray:
     return array
 
 
-def _log(lambdas: np.ndarray, name: str) -> np.ndarray:
-    if not np.all(np.isfinite(lambdas)) or np.any(lambdas <= 0):
-        raise ValueError(f"{name} must be finite and > 0 to plot log(λ), got {lambdas}")
-    return np.log(lambdas)
+def _positions(lambdas: np.ndarray, name: str) -> np.ndarray:
+    """ln λ, with λ = 0 one grid step below the smallest positive λ's logarithm."""
+    if not np.all(np.isfinite(lambdas)) or np.any(lambdas < 0):
+        raise ValueError(f"{name} must be finite and >= 0 to plot ln(λ), got {lambdas}")
+    positive = lambdas > 0
+    if not positive.any():
+        raise ValueError(f"{name} needs a positive λ to place ln(λ), got {lambdas}")
+    logs = np.log(np.where(positive, lambdas, 1.0))
+    steps = np.diff(np.unique(logs[positive]))
+    step = float(np.median(steps)) if steps.size else 1.0
+    return np.where(positive, logs, logs[positive].min() - step)
 
 
 def _nonzero_counts(result: Any, size: int) -> np.ndarray | None:
@@ -270,29 +324,54 @@ def _nonzero_counts(result: Any, size: int) -> np.ndarray | None:
     return _vector(counts, "nonzeros", size).astype(np.int64)
 
 
-def _mark_selection(ax: Axes, summary: Any) -> None:
-    marks = (
-        (summary.lambda_min, "lambda_min", r"$\lambda_{\min}$"),
-        (summary.lambda_1se, "lambda_1se", r"$\lambda_{\mathrm{1se}}$"),
-    )
-    for value, name, label in marks:
-        value = float(value)
-        if not np.isfinite(value) or value <= 0:
-            continue  # e.g. every λ diverged: nothing was selected
-        x = np.log(value)
-        ax.axvline(x, linestyle=":", color="black", linewidth=1.0, gid=name)
+def _mark_selection(
+    ax: Axes, summary: Any, lambdas: np.ndarray, positions: np.ndarray, reverse: bool
+) -> None:
+    """Dotted lines at λ_min and λ_1se, labelled on either side (one label when they coincide).
+
+    λ_min's label sits on the side of the smaller λ, λ_1se's (λ_1se >= λ_min) on the side of the
+    larger, so the two never overlap however close the lines are.
+    """
+    minimum, one_se = float(summary.lambda_min), float(summary.lambda_1se)
+    low_side, high_side = ("left", "right") if reverse else ("right", "left")  # text alignment
+    if minimum == one_se:
+        marks = [(minimum, "lambda_min", r"$\lambda_{\min} = \lambda_{\mathrm{1se}}$", high_side)]
+        marks.append((one_se, "lambda_1se", None, None))
+    else:
+        marks = [
+            (minimum, "lambda_min", r"$\lambda_{\min}$", low_side),
+            (one_se, "lambda_1se", r"$\lambda_{\mathrm{1se}}$", high_side),
+        ]
+    for value, name, label, align in marks:
+        x = _position_of(value, lambdas, positions)
+        if x is None:
+            continue  # e.g. every λ diverged (NaN): nothing was selected
+        ax.axvline(x, linestyle=":", color="black", linewidth=1.2, gid=name)
+        if label is None:
+            continue
         # Axes-fraction y keeps the label inside the top edge whatever the data range.
         ax.text(
             x,
-            0.98,
-            f" {label}",
+            0.97,
+            f" {label} ",
             transform=ax.get_xaxis_transform(),
             rotation=90,
-            ha="right",
+            ha=align,
             va="top",
-            fontsize="small",
-            color="dimgrey",
+            fontsize="medium",
+            gid=f"{name}_label",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.5},
         )
+
+
+def _position_of(value: float, lambdas: np.ndarray, positions: np.ndarray) -> float | None:
+    """Where λ = value is drawn: at its grid point (λ = 0 too), else at ln(value)."""
+    if not np.isfinite(value) or value < 0:
+        return None
+    close = np.flatnonzero(np.isclose(lambdas, value, rtol=1e-6, atol=0))
+    if close.size:
+        return float(positions[close[0]])
+    return float(np.log(value)) if value > 0 else None
 
 
 def _top_count_axis(ax: Axes, log_lambdas: np.ndarray, counts: np.ndarray) -> None:
@@ -305,10 +384,37 @@ def _top_count_axis(ax: Axes, log_lambdas: np.ndarray, counts: np.ndarray) -> No
     top.set_xlabel("nonzeros", fontsize="small")
 
 
-def _finish(ax: Axes, title: str | None, reverse: bool) -> None:
-    ax.set_xlabel("log(λ)")
+def _finish(
+    ax: Axes, title: str | None, reverse: bool, lambdas: np.ndarray, positions: np.ndarray
+) -> None:
+    ax.set_xlabel(XLABEL)
     if title is not None:
         ax.set_title(title)
     if reverse:
         ax.invert_xaxis()
     ax.grid(alpha=0.25)
+    if np.any(lambdas == 0):
+        x = float(positions[lambdas == 0][0])
+        _mark_unregularized(ax, x, float(positions[lambdas > 0].min()) - x)
+
+
+def _mark_unregularized(ax: Axes, x: float, step: float) -> None:
+    """λ = 0 has no logarithm: its slot at the edge is shaded, ticked "0" and labelled."""
+    ax.axvspan(x - step / 2, x + step / 2, color="0.9", zorder=0, gid="lambda_zero")
+    ax.autoscale_view()
+    low, high = sorted(ax.get_xlim())
+    ticks = [t for t in ax.get_xticks() if low <= t <= high and abs(t - x) > step / 2]
+    labels = [ax.xaxis.get_major_formatter().format_data(t) for t in ticks]
+    ax.set_xticks([x, *ticks], labels=["λ=0", *labels])
+    # Left of centre: the points (and a selection line) at λ = 0 stay clear of the label.
+    ax.text(
+        x - 0.3 * step,
+        0.03,
+        "λ = 0 (unregularized)",
+        transform=ax.get_xaxis_transform(),
+        rotation=90,
+        ha="center",
+        va="bottom",
+        fontsize="small",
+        color="dimgrey",
+    )

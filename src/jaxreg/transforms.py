@@ -36,7 +36,8 @@ prox_l1(λ, lr))`` is the usual heuristic proximal Adam (the prox ignores Adam's
 
 * Gradient clipping (the seeds' "clip gradients to [−L, L]") is ``optax.clip(L)``, or
   ``optax.clip_by_global_norm``; parameter clipping to [−c, c] is :func:`clip_params`, last. The
-  seeds' "hard regularization" with an L2 term, done right (seed 002 clipped only gradients):
+  seeds' "hard regularization" with an L2 term, done right (clipping the parameters, not only
+  the gradients):
 
   >>> hard = optax.chain(
   ...     optax.clip(1.0),                    # gradients into [-1, 1]
@@ -451,10 +452,10 @@ def clip_params(lower: Any, upper: Any, *, mask: Mask = None) -> optax.GradientT
         \theta + u' = \min(\max(\theta + u,\ a),\ b)
 
     This clips **parameters**. Clipping *gradients* to [−L, L] is ``optax.clip(L)`` (or
-    ``optax.clip_by_global_norm``), placed first; seed 002 clipped gradients and never the
-    parameters, although its text says it does. Place ``clip_params`` **last**: it must see the
-    final update to land θ + u inside the box, and anything after it could move the parameters
-    out again.
+    ``optax.clip_by_global_norm``), placed first; clipping only the gradients, as one seed
+    article did while saying it clipped parameters, is not this. Place ``clip_params``
+    **last**: it must see the final update to land θ + u inside the box, and anything after it
+    could move the parameters out again.
 
     Args:
         lower: a, a scalar or a pytree matching params.

@@ -114,34 +114,41 @@ def load(name: str, *, standardize: bool = False) -> Dataset:
 def load_file(
     path: str | os.PathLike,
     *,
-    target: str | None = None,
+    target: str | int | None = None,
     task: str | None = None,
+    header: bool | None = None,
 ) -> Dataset:
     """Load a user's dataset from a ``.npz`` or ``.csv`` file (never a pickle).
 
     - ``.npz``: arrays ``X`` ``[n, p]`` and ``y`` ``[n]`` (the target key is ``target``, default
       ``"y"``); optional string arrays ``feature_names`` and ``target_names``. Read with
       ``np.load(allow_pickle=False)``, so object arrays are refused.
-    - ``.csv``: comma-separated with a header row, numeric values only; the target is the column
-      named ``target`` (default: the last column), every other column is a feature.
+    - ``.csv``: comma-separated, numeric features; the target is the column named (or numbered,
+      from 0) ``target``, default the last column, and every other column is a feature. The
+      first row is a header when some of its cells are not numbers while the rest of their
+      column is (so a headerless file of numbers loads every row); ``header`` overrides that.
+      Without a header the columns are named ``x0, x1, ...`` by position.
 
-    Classification labels are mapped to class ids ``0..C-1`` in sorted order and the original
-    labels kept in ``target_names``.
+    Classification labels — numbers or strings such as ``"setosa"`` — are mapped to class ids
+    ``0..C-1`` in sorted order and the original labels kept in ``target_names``.
 
     Args:
       path: the file, ending in ``.npz`` or ``.csv``.
-      target: the target's key (``.npz``) or column name (``.csv``).
-      task: ``"classification"``, ``"regression"`` or None to infer it: an integer-valued
-        target with at most 20 distinct values is taken for class labels, anything else is
-        regression.
+      target: the target's key (``.npz``), or column name or 0-based column number (``.csv``).
+      task: ``"classification"``, ``"regression"`` or None to infer it: a string target, or an
+        integer-valued one with at most 20 distinct values, is taken for class labels; anything
+        else is regression.
+      header: ``.csv`` only: True if the first row holds the column names, False if it is data,
+        None to detect it as above.
 
     Returns:
       A :class:`Dataset` with float32 ``X``.
 
     Raises:
       ValueError: naming the problem (the path, a missing key or column, X not 2-D, ``len(y) !=
-        len(X)``, NaN or infinite values, non-numeric values, pickled data, a bad ``task``). A
-        missing file raises an error that is both ``FileNotFoundError`` and ``ValueError``.
+        len(X)``, NaN, infinite, empty or non-numeric feature values, pickled data, a bad
+        ``task``). A missing file raises an error that is both ``FileNotFoundError`` and
+        ``ValueError``.
 
     Example:
       >>> import os, tempfile
@@ -152,6 +159,11 @@ def load_file(
       >>> data = jaxreg.datasets.load_file(path, target="label")
       >>> data.X.shape, data.y.tolist(), data.task, data.feature_names
       ((3, 2), [0, 1, 1], 'classification', ('height', 'weight'))
+      >>> with open(path, "w") as f:   # no header, string labels
+      ...     _ = f.write("5.1,3.5,setosa\\n7.0,3.2,versicolor\\n6.3,3.3,virginica\\n")
+      >>> data = jaxreg.datasets.load_file(path)
+      >>> data.X.shape, data.y.tolist(), data.target_names, data.feature_names
+      ((3, 2), [0, 1, 2], ('setosa', 'versicolor', 'virginica'), ('x0', 'x1'))
     """
     if task is not None and task not in _TASKS:
         raise ValueError(f"task must be one of {_TASKS} or None, got {task!r}")
@@ -160,21 +172,25 @@ def load_file(
     if extension not in (".npz", ".csv"):
         raise ValueError(f"path must end in .npz or .csv, got {path!r}")
     if not os.path.isfile(path):
-        raise _MissingFileError(2, "path: no such data file", path)
+        raise _MissingFileError(f"path: no such data file {path!r}")
     if extension == ".npz":
         X, y, feature_names, target_names = _read_npz(path, target)
     else:
-        X, y, feature_names = _read_csv(path, target)
+        X, y, feature_names = _read_csv(path, target, header)
         target_names = None
     X, y = _validate(X, y, path)
     task = task or _infer_task(y)
     if task == "classification":
-        if not np.array_equal(y, np.round(y)):
+        if y.dtype.kind not in "US" and not np.array_equal(y, np.round(y)):
             raise ValueError(f"task='classification' needs integer-valued labels in {path!r}")
         labels, y = np.unique(y, return_inverse=True)
         if target_names is None or len(target_names) != len(labels):
             target_names = tuple(_format_label(label) for label in labels)
         y = y.astype(np.int32)
+    elif y.dtype.kind in "US":
+        raise ValueError(
+            f"task='regression' needs a numeric target; {path!r} has labels such as {y[0]!r}"
+        )
     else:
         y = y.astype(np.float32)
         target_names = None
@@ -228,43 +244,99 @@ def _read_npz(
     return X, y, feature_names, target_names
 
 
-def _read_csv(path: str, target: str | None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def _read_csv(
+    path: str, target: str | int | None, header: bool | None
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     with open(path, newline="") as stream:
-        rows = [row for row in csv.reader(stream) if row]
-    if len(rows) < 2:
+        rows = [[cell.strip() for cell in row] for row in csv.reader(stream) if row]
+    if header is None:
+        header = _looks_like_header(rows)
+    names = rows[0] if header and rows else [f"x{c}" for c in range(len(rows[0]) if rows else 0)]
+    first_line = 2 if header else 1
+    cells = rows[1:] if header else rows
+    if not cells:
         raise ValueError(f"path: {path!r} needs a header row and at least one data row")
-    header = [name.strip() for name in rows[0]]
-    if len(header) < 2:
+    if len(names) < 2:
         raise ValueError(f"path: {path!r} needs at least one feature column and a target column")
-    if target is None:
-        target_column = len(header) - 1
-    elif target in header:
-        target_column = header.index(target)
-    else:
-        raise ValueError(f"target: no column {target!r} in {path!r} (columns: {header})")
-    values = np.empty((len(rows) - 1, len(header)), dtype=np.float64)
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
+    table = _table(cells, names, path, first_line, "the header" if header else "the first row")
+    target_column = _target_column(target, names, path)
+    features = [c for c in range(len(names)) if c != target_column]
+    X = np.empty((len(cells), len(features)), dtype=np.float64)
+    for j, column in enumerate(features):
+        X[:, j] = _numbers(table[:, column], path, names[column], first_line)
+    labels = table[:, target_column]
+    if all(_is_number(cell) for cell in labels):
+        labels = labels.astype(np.float64)
+    return X, labels, tuple(names[c] for c in features)
+
+
+def _table(cells: list[list[str]], names: list[str], path: str, first_line: int, what: str):
+    """The cells as a string array [rows, columns]: every row complete, no cell empty."""
+    for line, row in enumerate(cells, start=first_line):
+        if len(row) != len(names):
             raise ValueError(
-                f"path: {path!r} line {line} has {len(row)} fields, the header has {len(header)}"
+                f"path: {path!r} line {line} has {len(row)} fields, {what} has {len(names)}"
             )
-        for column, cell in enumerate(row):
-            try:
-                values[line - 2, column] = float(cell)
-            except ValueError:
-                raise ValueError(
-                    f"path: {path!r} line {line}, column {header[column]!r}: "
-                    f"non-numeric value {cell!r}"
-                ) from None
-    features = [c for c in range(len(header)) if c != target_column]
-    feature_names = tuple(header[c] for c in features)
-    return values[:, features], values[:, target_column], feature_names
+    table = np.array(cells, dtype=str)
+    for column, name in enumerate(names):
+        empty = np.flatnonzero(table[:, column] == "")
+        if empty.size:
+            raise ValueError(
+                f"path: {path!r} line {first_line + empty[0]}, column {name!r}: empty value ''"
+            )
+    return table
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_like_header(rows: list[list[str]]) -> bool:
+    """A header when a cell of the first row is no number while the rest of its column is."""
+    if not rows:
+        return False
+    first, rest = rows[0], rows[1:]
+    for column, cell in enumerate(first):
+        below = [row[column] for row in rest if column < len(row)]
+        if not _is_number(cell) and all(_is_number(value) for value in below):
+            return True
+    return False
+
+
+def _target_column(target: str | int | None, names: list[str], path: str) -> int:
+    if target is None:
+        return len(names) - 1
+    if target in names:
+        return names.index(target)
+    if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
+        if 0 <= int(target) < len(names):
+            return int(target)
+    raise ValueError(
+        f"target: no column {target!r} in {path!r} (columns: {names}; a column may also be "
+        "given by its 0-based number)"
+    )
+
+
+def _numbers(cells: np.ndarray, path: str, name: str, first_line: int) -> np.ndarray:
+    try:
+        return cells.astype(np.float64)
+    except ValueError:
+        row = next(i for i, cell in enumerate(cells) if not _is_number(cell))
+        raise ValueError(
+            f"path: {path!r} line {first_line + row}, column {name!r}: "
+            f"non-numeric value {str(cells[row])!r}"
+        ) from None
 
 
 def _validate(X: np.ndarray, y: np.ndarray, path: str) -> tuple[np.ndarray, np.ndarray]:
-    for name, array in (("X", X), ("y", y)):
-        if array.dtype.kind not in "buif":
-            raise ValueError(f"{name} in {path!r} must be numeric, got dtype {array.dtype}")
+    if X.dtype.kind not in "buif":
+        raise ValueError(f"X in {path!r} must be numeric, got dtype {X.dtype}")
+    if y.dtype.kind not in "buifUS":
+        raise ValueError(f"y in {path!r} must be numeric or string labels, got dtype {y.dtype}")
     if X.ndim != 2:
         raise ValueError(f"X in {path!r} must be 2-D [n, p], got shape {X.shape}")
     if y.ndim == 2 and y.shape[1] == 1:
@@ -276,8 +348,9 @@ def _validate(X: np.ndarray, y: np.ndarray, path: str) -> tuple[np.ndarray, np.n
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"X in {path!r} is empty, shape {X.shape}")
     X = X.astype(np.float64)
-    y = y.astype(np.float64)
-    for name, array in (("X", X), ("y", y)):
+    y = y.astype(str) if y.dtype.kind in "US" else y.astype(np.float64)
+    numeric = (("X", X),) if y.dtype.kind == "U" else (("X", X), ("y", y))
+    for name, array in numeric:
         bad = ~np.isfinite(array)
         if bad.any():
             first = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -288,11 +361,15 @@ def _validate(X: np.ndarray, y: np.ndarray, path: str) -> tuple[np.ndarray, np.n
 
 
 def _infer_task(y: np.ndarray) -> str:
+    if y.dtype.kind == "U":
+        return "classification"
     integer_valued = np.array_equal(y, np.round(y))
     if integer_valued and len(np.unique(y)) <= _MAX_INFERRED_CLASSES:
         return "classification"
     return "regression"
 
 
-def _format_label(label: float) -> str:
+def _format_label(label: float | str) -> str:
+    if isinstance(label, str):
+        return str(label)  # a plain str, not numpy's str_
     return str(int(label)) if float(label).is_integer() else str(label)

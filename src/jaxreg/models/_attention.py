@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreg import _tree
 from jaxreg.models._core import (
     Model,
     apply_dropout,
@@ -36,6 +37,33 @@ def _large_negative(dtype: Any) -> jax.Array:
     # float32): a fully masked row then has equal logits, i.e. uniform weights, exactly as there.
     biggest = min(float(jnp.finfo(dtype).max), float(jnp.finfo(jnp.float32).max))
     return jnp.asarray(-0.7 * biggest, dtype=dtype)
+
+
+def _attend_mask(mask: Any) -> tuple[jax.Array | None, jax.Array | None]:
+    """The boolean mask (True = attend), and for a traced float mask a flag "not all 0/1".
+
+    Flax's ``make_causal_mask`` and ``combine_masks`` build float masks of 1 (attend) and 0;
+    they are converted. An additive mask (0 = attend, -inf = masked) means the opposite, so any
+    float value other than 0 or 1 is refused; under tracing, where it cannot be raised, the
+    output is NaN instead of silently wrong.
+    """
+    if mask is None:
+        return None, None
+    mask = jnp.asarray(mask)
+    if mask.dtype == jnp.bool_:
+        return mask, None
+    if not jnp.issubdtype(mask.dtype, jnp.floating):
+        raise TypeError(f"mask must be boolean (True = attend), got dtype {mask.dtype}")
+    binary = (mask == 0) | (mask == 1)
+    if _tree.is_concrete(mask):
+        if not bool(np.all(binary)):
+            raise TypeError(
+                f"mask of dtype {mask.dtype} must hold only 0 and 1 (1 = attend, as Flax's "
+                "make_causal_mask); an additive 0/-inf mask is not accepted: pass a boolean "
+                "mask (True = attend), e.g. mask == 0 for an additive one"
+            )
+        return mask == 1, None
+    return mask == 1, jnp.logical_not(jnp.all(binary))
 
 
 def _check_qkv(q: jax.Array, k: jax.Array, v: jax.Array) -> None:
@@ -72,14 +100,17 @@ def dot_product_attention(
     the weights are cast back to the dtype of ``v``. With dropout off this equals
     :func:`jax.nn.dot_product_attention` (XLA implementation), masks and fully masked rows
     included: a row with nothing to attend to gets uniform weights over all keys, as in jax.nn,
-    never NaN. Seed 004 describes this formula; its example module did not compute it.
+    never NaN.
 
     Args:
         q: queries, [batch, q_seq, heads, head_dim].
         k: keys, [batch, k_seq, heads, head_dim].
         v: values, same shape as ``k``.
         mask: boolean, True = attend; broadcastable to [batch, heads, q_seq, k_seq] (jax.nn's
-            convention; e.g. a padding mask ``valid[:, None, None, :]``).
+            convention; e.g. a padding mask ``valid[:, None, None, :]``). A float mask of 0s
+            and 1s (1 = attend: Flax's ``make_causal_mask`` and ``combine_masks``) is
+            converted to boolean; a float mask with any other value (an additive 0/-inf mask)
+            is a ``TypeError`` when concrete, and makes the output NaN when traced.
         is_causal: also mask keys after the query position (``tril`` of [q_seq, k_seq]).
         dropout_rate: drop probability in [0, 1) of the attention weights (inverted dropout);
             may be traced.
@@ -90,6 +121,10 @@ def dot_product_attention(
         The output [batch, q_seq, heads, head_dim], or ``(output, weights)`` with ``weights``
         [batch, heads, q_seq, k_seq] as applied (after dropout, when it is on), so that
         ``output = einsum("bnts,bsnh->btnh", weights, v)``.
+
+    Raises:
+        TypeError: for a mask that is neither boolean nor a float mask of 0s and 1s.
+        ValueError: for q, k, v of the wrong shapes or a dropout rate outside [0, 1).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -106,8 +141,7 @@ def dot_product_attention(
     """
     _check_qkv(q, k, v)
     check_rate(dropout_rate, "dropout_rate")
-    if mask is not None and jnp.result_type(mask) != jnp.bool_:
-        raise TypeError(f"mask must be boolean (True = attend), got dtype {jnp.result_type(mask)}")
+    attend, not_binary = _attend_mask(mask)
     head_dim = q.shape[-1]
     logits_dtype = jnp.promote_types(q.dtype, jnp.float32)
     scale = 1.0 / np.sqrt(head_dim)
@@ -121,7 +155,6 @@ def dot_product_attention(
     if not scale_q:
         logits = logits * scale
 
-    attend = None if mask is None else jnp.asarray(mask)
     if is_causal:
         causal = jnp.tril(jnp.ones((q.shape[1], k.shape[1]), dtype=bool))
         attend = causal if attend is None else jnp.logical_and(attend, causal)
@@ -132,6 +165,9 @@ def dot_product_attention(
     if not is_zero_rate(dropout_rate):
         weights = apply_dropout(weights, dropout_rate, key, train=True, name="dropout_rate")
     out = jnp.einsum("bnts,bsnh->btnh", weights, v)
+    if not_binary is not None:
+        out = jnp.where(not_binary, jnp.nan, out)
+        weights = jnp.where(not_binary, jnp.nan, weights)
     if return_weights:
         return out, weights
     return out

@@ -76,8 +76,8 @@ def dropout(
         \mathrm{dropout}(x)_i = \frac{m_i\, x_i}{1 - p}, \qquad m_i \sim \mathrm{Bernoulli}(1 - p)
 
     so that :math:`\mathbb{E}[\mathrm{dropout}(x)] = x` and nothing needs rescaling at inference
-    (Srivastava et al., 2014). Seed 003 scaled by the mean of a random draw instead of applying a
-    keep mask; here every entry gets its own Bernoulli keep decision.
+    (Srivastava et al., 2014). Every entry gets its own Bernoulli keep decision (not a scale by
+    the mean of a random draw, as one seed article did).
 
     ``rate`` is data: a float, a 0-d array or a traced value (``jax.vmap`` over it works and a new
     value never recompiles). A concrete rate of 0 or ``train=False`` returns ``x`` itself; a traced

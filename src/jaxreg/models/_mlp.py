@@ -25,7 +25,7 @@ def mlp(
     activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
     dropout_rate: Any = 0.0,
 ) -> Model:
-    r"""A fully connected network ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
+    r"""A fully connected network, ``sizes[0]`` inputs to ``sizes[-1]`` outputs.
 
     .. math::
         z_l = h_{l-1} W_l + b_l, \qquad h_l = \mathrm{dropout}(f(z_l)) \quad (l < L),

@@ -1,9 +1,9 @@
 """Penalties: pure functions returning a scalar to add to a loss.
 
-Parameter penalties take ``(params, strength, *, mask=None)`` under the scaling convention of
-SPEC §1 (squared norms carry ½); activation penalties (:func:`contractive`, :func:`jacobian`)
-measure how fast the network's function changes with its input (the seeds' "soft"
-regularization).
+Parameter penalties take ``(params, strength, *, mask=None)`` under one scaling convention
+(squared norms carry ½, so value, gradient and proximal step agree); activation penalties
+(:func:`contractive`, :func:`jacobian`) measure how fast the network's function changes with its
+input (the seeds' "soft" regularization).
 """
 
 from jaxreg.penalties._activation import contractive, jacobian

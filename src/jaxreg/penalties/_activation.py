@@ -1,8 +1,8 @@
 """Activation penalties: how fast the network's function changes with its input.
 
-Seed 001's "soft" regularization, ½ Σ_i ‖f′(z_i)‖² ‖w_i‖², is the squared Frobenius norm of a
-layer's input–output Jacobian — the contractive penalty of Rifai et al. (2011). The seed wrote
-its gradients by hand, and wrongly; here both penalties are plain differentiable JAX functions
+The seeds' "soft" regularization, ½ Σ_i ‖f′(z_i)‖² ‖w_i‖², is the squared Frobenius norm of a
+layer's input–output Jacobian — the contractive penalty of Rifai et al. (2011). Its gradients
+are easy to get wrong by hand; here both penalties are plain differentiable JAX functions
 and autodiff takes their gradients.
 """
 
@@ -55,10 +55,10 @@ def contractive(
             \Big\|\frac{\partial f(x_b W + b)}{\partial x_b}\Big\|_F^2,
         \qquad z = xW + b
 
-    (Rifai et al., 2011, "Contractive auto-encoders"; seed 001's "soft regularization"
+    (Rifai et al., 2011, "Contractive auto-encoders"; the seeds' "soft regularization"
     ½ Σ ‖f′(z_i)‖²‖w_i‖²). It costs one elementwise derivative of ``activation`` — no Jacobian
     and no extra backward pass through the network — and is differentiable in ``weights`` and
-    ``pre_activations`` (seed 001's hand-written gradients were wrong; use ``jax.grad``).
+    ``pre_activations`` (use ``jax.grad`` rather than hand-written gradients).
 
     Given sequences (one weight matrix and one pre-activation array per layer, e.g. from
     ``mlp(...).apply(params, x, return_activations=True)`` with ``[p["w"] for p in params[:-1]]``)

@@ -1,4 +1,4 @@
-"""Parameter penalties: the value view of the regularizers of SPEC §1.
+"""Parameter penalties: the value view of the regularizers (:mod:`jaxreg.regularizers`).
 
 Each penalty returns a scalar to add to a loss, under the same scaling convention as
 :mod:`jaxreg.prox` (squared norms carry ½, so that value, gradient and proximal step agree).
@@ -144,8 +144,8 @@ def group_lasso(
     A group is the slice of a leaf at one index of ``group_axis`` (``group_axis=1`` of
     ``W[in, out]``: one group per output unit, so a zeroed group is a pruned unit). With
     ``joint=True``, slice g of every selected leaf together forms group g — one attention head's
-    query, key, value and output weights, say. |g| is the number of entries in the group. The
-    gradient at a zero group is 0 (a valid subgradient), never NaN. Its proximal step is
+    query, key, value and output weights, say. :math:`|g|` is the number of entries in the
+    group. The gradient at a zero group is 0 (a valid subgradient), never NaN. Its proximal step is
     :func:`jaxreg.prox.group_lasso`.
 
     Args:

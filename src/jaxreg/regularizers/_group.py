@@ -39,8 +39,8 @@ class GroupLasso(_base.Regularizer):
     ``W[in, out]``: one group per output unit, so a zeroed group is a pruned unit;
     ``group_axis=0``: one group per input feature). With ``joint=True``, slice g of every
     selected leaf together forms group g — one attention head's query, key, value and output
-    weights, say. |g| is the number of entries in the group. Norms are safe at zero: the value's
-    gradient at a zero group is 0, never NaN.
+    weights, say. :math:`|g|` is the number of entries in the group. Norms are safe at zero:
+    the value's gradient at a zero group is 0, never NaN.
 
     Args:
         strength: λ ≥ 0; a scalar, or (when ``joint=False``) a pytree of scalars matching the
