@@ -201,12 +201,12 @@ def test_cv_path_against_independent_fold_runs():
         fold = linear.path(x[train], y[train], l1_ratio=0.8, lambdas=full.lambdas, **TIGHT)
         predictions = x[valid] @ fold.coef.T + fold.intercept
         mse[f] = np.mean((y[valid][:, None] - predictions) ** 2, axis=0)
-    np.testing.assert_allclose(res.fold_mse, mse, rtol=1e-6)
+    np.testing.assert_allclose(res.fold_losses, mse, rtol=1e-6)
     summary = cv.summarize(mse, full.lambdas, weights=np.bincount(fold_ids))
     assert res.summary.index_1se == summary.index_1se
     assert res.summary.index_min == summary.index_min
     np.testing.assert_allclose(res.summary.cvm, summary.cvm, rtol=1e-6)
-    assert res.lambda_ == summary.lambda_1se
+    assert res.lambda_selected == summary.lambda_1se == res.lambdas[res.index_selected]
     np.testing.assert_allclose(res.coef, full.coef[summary.index_1se], atol=1e-10)
     np.testing.assert_allclose(res.intercept, full.intercept[summary.index_1se], atol=1e-10)
     np.testing.assert_array_equal(res.nonzeros, (full.coef != 0).sum(axis=1))
@@ -215,9 +215,13 @@ def test_cv_path_against_independent_fold_runs():
 def test_cv_path_select_min_and_integer_folds():
     x, y = _gaussian(80, 20, seed=4)
     res = linear.cv_path(x, y, folds=4, key=jax.random.key(1), lambdas=15, select="min", **TIGHT)
-    assert res.lambda_ == res.summary.lambda_min
-    assert res.lambda_ <= res.summary.lambda_1se
-    np.testing.assert_array_equal(res.folds, np.asarray(cv.kfold(80, 4, key=jax.random.key(1))))
+    assert res.lambda_selected == res.summary.lambda_min
+    assert res.lambda_selected <= res.summary.lambda_1se
+    np.testing.assert_array_equal(res.fold_ids, np.asarray(cv.kfold(80, 4, key=jax.random.key(1))))
+    renamed = {"lambda_": "lambda_selected", "fold_mse": "fold_losses", "folds": "fold_ids"}
+    for old, new in renamed.items():
+        with pytest.warns(DeprecationWarning, match=new):
+            np.testing.assert_array_equal(getattr(res, old), getattr(res, new))
     # the 5 true features are found at λ_min
     assert set(np.flatnonzero(res.coef)) >= set(range(5))
 

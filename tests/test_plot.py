@@ -71,13 +71,14 @@ def test_cv_curve_bare_summary_has_no_count_axis_and_ylabel_argument():
     assert len(_vline_positions(ax)) == 2
 
 
-def test_cv_curve_counts_from_linear_path_and_reverse():
+def test_cv_curve_counts_from_the_results_nonzeros_and_reverse():
     linear = _linear_path()
-    result = SimpleNamespace(summary=_cv_summary(), path=linear)
+    counts = np.count_nonzero(linear.coef, axis=1)
+    # the protocol of fit_path and cv_path results: summary and nonzeros
+    result = SimpleNamespace(summary=_cv_summary(), nonzeros=counts)
     figure = plot.cv_curve(result, reverse=True)
     left, right = figure.axes[0].get_xlim()
     assert left > right  # λ decreases left to right
-    counts = np.count_nonzero(linear.coef, axis=1)
     # Tick labels are listed in ascending data order whatever the axis direction.
     assert _top_labels(figure) == [str(n) for n in counts[::-1]]
 

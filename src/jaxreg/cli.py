@@ -430,7 +430,7 @@ def _run_linear_regression(args, data, penalty: Any) -> dict[str, Any]:
         "accuracy": None,
         "nonzeros": np.count_nonzero(coef, axis=1),
         "penalized_weights": coef.shape[1],
-        "fold_losses": np.asarray(fit.fold_mse),
+        "fold_losses": np.asarray(fit.fold_losses),
         "lambda_ref": None,
         "diverged": 0,
         "loss_name": "mse",

@@ -85,28 +85,58 @@ class LinearPath(NamedTuple):
 class LinearCVPath(NamedTuple):
     """Cross-validated path: the full-data path, per-fold errors and glmnet's selection.
 
+    Its fields have the names of :class:`jaxreg.FitPathResult` for the same things (``lambdas``,
+    ``summary``, ``fold_ids``, ``fold_losses``, ``lambda_selected``, ``index_selected``,
+    ``nonzeros``), so :mod:`jaxreg.plot` and user code read both alike. The first release's names
+    ``lambda_``, ``fold_mse`` and ``folds`` still work, with a ``DeprecationWarning``.
+
     Attributes:
         lambdas: the λ grid ``[K]`` (descending, from the full data).
-        summary: :class:`jaxreg.cv.CVSummary` of ``fold_mse`` weighted by validation-fold size.
+        summary: :class:`jaxreg.cv.CVSummary` of ``fold_losses`` weighted by validation-fold size.
         coef: coefficients ``[p]`` of the full-data fit at the selected λ.
         intercept: intercept of the full-data fit at the selected λ.
-        lambda_: the selected λ (``summary.lambda_1se`` or ``summary.lambda_min``).
+        lambda_selected: the selected λ (``summary.lambda_1se`` or ``summary.lambda_min``).
         path: the full-data :class:`LinearPath`.
-        fold_mse: validation mean squared error ``[folds, K]``.
-        folds: fold id per example ``[n]``.
+        fold_losses: validation mean squared error ``[folds, K]``.
+        fold_ids: fold id per example ``[n]``.
         nonzeros: number of nonzero coefficients of the full-data path per λ ``[K]`` (the top
             axis of :func:`jaxreg.plot.cv_curve`).
+        index_selected: the position of ``lambda_selected`` in ``lambdas``.
     """
 
     lambdas: np.ndarray
     summary: cv.CVSummary
     coef: np.ndarray
     intercept: float
-    lambda_: float
+    lambda_selected: float
     path: LinearPath
-    fold_mse: np.ndarray
-    folds: np.ndarray
+    fold_losses: np.ndarray
+    fold_ids: np.ndarray
     nonzeros: np.ndarray
+    index_selected: int
+
+    @property
+    def lambda_(self) -> float:
+        _renamed("lambda_", "lambda_selected")
+        return self.lambda_selected
+
+    @property
+    def fold_mse(self) -> np.ndarray:
+        _renamed("fold_mse", "fold_losses")
+        return self.fold_losses
+
+    @property
+    def folds(self) -> np.ndarray:
+        _renamed("folds", "fold_ids")
+        return self.fold_ids
+
+
+def _renamed(old: str, new: str) -> None:
+    warnings.warn(
+        f"LinearCVPath.{old} is deprecated: use .{new} (the name FitPathResult uses too)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -537,7 +567,7 @@ def cv_path(
         >>> X = rng.normal(size=(60, 5))
         >>> y = X[:, 0] - 2 * X[:, 1] + 0.5 * rng.normal(size=60)
         >>> res = linear.cv_path(X, y, folds=3, lambdas=20, key=0)
-        >>> res.fold_mse.shape, res.summary.lambda_1se >= res.summary.lambda_min
+        >>> res.fold_losses.shape, res.summary.lambda_1se >= res.summary.lambda_min
         ((3, 20), True)
         >>> np.flatnonzero(res.coef).tolist()[:2]
         [0, 1]
@@ -584,11 +614,12 @@ def cv_path(
         summary=summary,
         coef=full.coef[index],
         intercept=float(full.intercept[index]),
-        lambda_=float(full.lambdas[index]),
+        lambda_selected=float(full.lambdas[index]),
         path=full,
-        fold_mse=fold_mse,
-        folds=fold_ids,
+        fold_losses=fold_mse,
+        fold_ids=fold_ids,
         nonzeros=np.count_nonzero(full.coef, axis=1),
+        index_selected=int(index),
     )
 
 

@@ -315,12 +315,10 @@ def _positions(lambdas: np.ndarray, name: str) -> np.ndarray:
 
 
 def _nonzero_counts(result: Any, size: int) -> np.ndarray | None:
+    """``result.nonzeros`` (fit_path and cv_path results both carry it), or None."""
     counts = getattr(result, "nonzeros", None)
     if counts is None:
-        coef = getattr(getattr(result, "path", None), "coef", None)
-        if coef is None:
-            return None
-        counts = np.count_nonzero(_matrix(coef, "path.coef", size), axis=1)
+        return None
     return _vector(counts, "nonzeros", size).astype(np.int64)
 
 
