@@ -38,7 +38,18 @@ def soft_threshold(x: jax.Array, threshold: jax.Array) -> jax.Array:
     return x - jnp.clip(x, -threshold, threshold)
 
 
-class L1(_base.Regularizer):
+class _Strength(_base.Regularizer):
+    """A regularizer whose one hyperparameter is its strength."""
+
+    hyperparameters = ("strength",)
+    static = ("mask",)
+
+    def __init__(self, strength: Any, *, mask: Any = None):
+        _tree.check_nonnegative(strength, "strength")
+        self._init_fields(strength=strength, mask=mask)
+
+
+class L1(_Strength):
     r"""The L1 (lasso) penalty, its soft-thresholding prox and its dual norm ‖·‖_∞.
 
     .. math::
@@ -68,13 +79,6 @@ class L1(_base.Regularizer):
         1.4
     """
 
-    hyperparameters = ("strength",)
-    static = ("mask",)
-
-    def __init__(self, strength: Any, *, mask: Any = None):
-        _tree.check_nonnegative(strength, "strength")
-        self._init_fields(strength=strength, mask=mask)
-
     def value(self, params: PyTree) -> jax.Array:
         return _base.leafwise_sum(params, self.strength, self.mask, _abs_sum)
 
@@ -85,7 +89,7 @@ class L1(_base.Regularizer):
         return _base.leafwise_max(grads, self.strength, self.mask, _sup_norm)
 
 
-class L2(_base.Regularizer):
+class L2(_Strength):
     r"""The L2 (ridge, weight-decay) penalty with the ½ convention, and its shrinkage prox.
 
     .. math::
@@ -108,13 +112,6 @@ class L2(_base.Regularizer):
         >>> L2(1.0).prox(jnp.array([2.0, -4.0]))
         Array([ 1., -2.], dtype=float32)
     """
-
-    hyperparameters = ("strength",)
-    static = ("mask",)
-
-    def __init__(self, strength: Any, *, mask: Any = None):
-        _tree.check_nonnegative(strength, "strength")
-        self._init_fields(strength=strength, mask=mask)
 
     def value(self, params: PyTree) -> jax.Array:
         return _base.leafwise_sum(params, self.strength, self.mask, _half_sq_sum)
