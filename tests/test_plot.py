@@ -261,3 +261,15 @@ def test_many_lines_get_distinct_colours(lines, tmp_path):
     else:
         assert len(ax.get_legend().get_texts()) == lines
     figure.savefig(tmp_path / f"lines{lines}.png")
+
+
+def test_unregularized_slot_is_ticked_and_no_tick_of_ln_lambda_falls_inside_it():
+    lambdas = np.array([0.1, 0.01, 0.0])
+    ax = plot.cv_curve(cv.summarize(np.array([[2.3, 0.5, 0.3], [2.2, 0.6, 0.2]]), lambdas)).axes[0]
+    x0 = np.log(0.01) - np.log(10)  # one grid step (ln 10) left of the smallest positive λ
+    ticks, labels = ax.get_xticks(), [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[0] == "λ=0" and ticks[0] == pytest.approx(x0)
+    # every other tick keeps its ln λ value as label and lies beyond the λ = 0 slot
+    for tick, label in zip(ticks[1:], labels[1:], strict=True):
+        assert float(label.replace("\N{MINUS SIGN}", "-")) == pytest.approx(tick)
+        assert tick > x0 + np.log(10) / 2  # right of the slot: smaller λ do not exist

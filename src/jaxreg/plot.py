@@ -400,9 +400,10 @@ def _mark_unregularized(ax: Axes, x: float, step: float) -> None:
     """λ = 0 has no logarithm: its slot at the edge is shaded, ticked "0" and labelled."""
     ax.axvspan(x - step / 2, x + step / 2, color="0.9", zorder=0, gid="lambda_zero")
     ax.autoscale_view()
-    low, high = sorted(ax.get_xlim())
-    ticks = [t for t in ax.get_xticks() if low <= t <= high and abs(t - x) > step / 2]
-    labels = [ax.xaxis.get_major_formatter().format_data(t) for t in ticks]
+    high = max(ax.get_xlim())
+    # ln λ ticks only right of the slot: left of it lies nothing but λ = 0
+    ticks = [t for t in ax.get_xticks() if x + step / 2 < t <= high]
+    labels = [f"{t:g}".replace("-", "\N{MINUS SIGN}") for t in ticks]
     ax.set_xticks([x, *ticks], labels=["λ=0", *labels])
     # Left of centre: the points (and a selection line) at λ = 0 stay clear of the label.
     ax.text(
