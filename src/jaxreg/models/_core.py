@@ -45,6 +45,14 @@ def resolve_rate(default_rate: Any, override: Any) -> Any:
     return rate
 
 
+def missing_key_error(what: str) -> ValueError:
+    """The error of a training step that needs a dropout key and got none; ``what`` says who."""
+    return ValueError(
+        f"{what} needs a PRNG key: pass key=jax.random.key(seed) (split it per step, e.g. "
+        "model.apply(params, x, key=step_key, train=True)), or use train=False for inference"
+    )
+
+
 def apply_dropout(
     x: jax.Array, rate: Any, key: jax.Array | None, *, train: bool, name: str = "rate"
 ) -> jax.Array:
@@ -53,11 +61,7 @@ def apply_dropout(
         return x
     if key is None:
         shown = f"{name}={rate}" if _tree.is_concrete(rate) else f"a traced {name}"
-        raise ValueError(
-            f"dropout with {shown} in training needs a PRNG key: pass "
-            "key=jax.random.key(seed) (split it per step, e.g. "
-            "model.apply(params, x, key=step_key, train=True)), or use train=False for inference"
-        )
+        raise missing_key_error(f"dropout with {shown} in training")
     keep_prob = 1 - jnp.asarray(rate, dtype=jnp.float32)
     # uniform draws lie in [0, 1), so a traced rate of 0 keeps every entry and divides by
     # exactly 1: the identity, as for a concrete 0.
