@@ -26,7 +26,7 @@ from jaxreg import cli  # noqa: E402
 
 project = "jaxreg"
 author = "jaxreg developers"
-copyright = "jaxreg developers"  # noqa: A001 (Sphinx's name)
+copyright = "jaxreg developers"
 version = release = jaxreg.__version__
 
 extensions = [

@@ -207,7 +207,9 @@ def test_unregularized_lambda_is_drawn_one_grid_step_left_of_the_smallest():
     np.testing.assert_allclose(bars.lines[0].get_xdata(), expected)
     assert _vline_positions(ax)["lambda_min"] == pytest.approx(expected[-1])
     (band,) = [patch for patch in ax.patches if patch.get_gid() == "lambda_zero"]
-    left, right = band.get_x(), band.get_x() + band.get_width()
+    # the band's corners (a Rectangle from matplotlib 3.9 on, a Polygon before)
+    corners = band.get_path().transformed(band.get_patch_transform()).vertices[:, 0]
+    left, right = corners.min(), corners.max()
     assert left < expected[-1] < right < expected[2]
     assert any("λ = 0" in text.get_text() for text in ax.texts)
     path_ax = plot.path(SimpleNamespace(lambdas=lambdas, coef=np.ones((4, 2)))).axes[0]
