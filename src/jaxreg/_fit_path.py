@@ -27,7 +27,7 @@ import optax
 from jaxreg import _checks, _path_penalties, _tree, cv, masks, sweep, transforms
 from jaxreg._path_penalties import PathOptions, PathPenalty
 from jaxreg.models import Model
-from jaxreg.regularizers import Regularizer
+from jaxreg.regularizers import GroupLasso, Regularizer
 
 PyTree = Any
 
@@ -61,6 +61,10 @@ class FitPathResult(NamedTuple):
         loss_name: name of the loss, for plot labels.
         fold_ids: the fold of each example ``[n]``, in ``0 .. folds-1`` (glmnet's ``foldid``):
             pass it as ``folds`` to another fit to compare models on the same folds.
+        active_groups: active groups of the full-data fit at each λ ``[K]``: groups with a
+            nonzero weight for the group lasso (input features with ``group_axis=0`` of the
+            first layer's ``W``, units, heads), nonzero penalized weights (``nonzeros``) for
+            every other penalty.
     """
 
     lambdas: np.ndarray
@@ -80,6 +84,7 @@ class FitPathResult(NamedTuple):
     train_loss: np.ndarray
     loss_name: str
     fold_ids: np.ndarray
+    active_groups: np.ndarray
 
 
 def half_squared_error(outputs: jax.Array, targets: jax.Array) -> jax.Array:
@@ -309,6 +314,17 @@ def _validation(training: _Training, classification: bool, params, member_folds,
 # the grid and the summary
 
 
+def _grid_count(lambdas: Any, penalty: PathPenalty) -> int | None:
+    """The size of the default grid when ``lambdas`` is an int, None when it is the grid."""
+    if not isinstance(lambdas, int | np.integer) or isinstance(lambdas, bool):
+        return None
+    if not penalty.has_reference:
+        raise ValueError(
+            f"penalty={penalty.name!r} has no reference λ: give lambdas as an explicit grid"
+        )
+    return _checks.check_int(lambdas, "lambdas", minimum=1)
+
+
 def _lambda_grid(
     lambdas: Any,
     penalty: PathPenalty,
@@ -319,14 +335,10 @@ def _lambda_grid(
     """The grid sorted descending and λ_ref (None for a given grid).
 
     The default grid is log-spaced from λ_ref, the regularizer's dual norm of the data-loss
-    gradient at the initial parameters, down to ``lambda_min_ratio · λ_ref``.
+    gradient at ``data["params"]``, down to ``lambda_min_ratio · λ_ref``.
     """
-    if isinstance(lambdas, int | np.integer) and not isinstance(lambdas, bool):
-        if not penalty.has_reference:
-            raise ValueError(
-                f"penalty={penalty.name!r} has no reference λ: give lambdas as an explicit grid"
-            )
-        count = _checks.check_int(lambdas, "lambdas", minimum=1)
+    count = _grid_count(lambdas, penalty)
+    if count is not None:
         grads = _initial_gradient(training, data)
         lambda_ref = float(data["regularizer"].dual_norm(grads))
         return lambda_ref * np.logspace(0, np.log10(lambda_min_ratio), count), lambda_ref
@@ -374,6 +386,20 @@ def _path_counts(path_params: PyTree, selected: list[bool], size: int):
     ]
     nonzeros = np.sum([np.count_nonzero(leaf, axis=1) for leaf in flat], axis=0)
     return nonzeros, np.stack([np.linalg.norm(leaf, axis=1) for leaf in flat], axis=1)
+
+
+def _active_groups(regularizer: Any, path_params: PyTree, nonzeros: np.ndarray) -> np.ndarray:
+    """Groups with a nonzero weight at each λ ``[K]`` for the group lasso (a joint group counts
+    once), ``nonzeros`` for every other penalty."""
+    if not isinstance(regularizer, GroupLasso):
+        return nonzeros
+
+    def count(params):
+        groups = regularizer._groups(params)[3]
+        groups = groups[:1] if regularizer.joint else groups
+        return sum(jnp.sum(sq_norms > 0) for _, sq_norms, _ in groups)
+
+    return np.asarray(jax.vmap(count)(path_params))
 
 
 class _Setup(NamedTuple):
@@ -478,6 +504,8 @@ def fit_path(
     folds: int | Any = 5,
     key: jax.Array,
     steps: int = 300,
+    warm_start: bool = False,
+    dense_steps: int | None = None,
     batch_size: int = 128,
     learning_rate: float = 0.1,
     optimizer: Any = "sgd",
@@ -581,6 +609,10 @@ def fit_path(
     """
     select = _checks.check_choice(select, "select", ("1se", "min"))
     steps = _checks.check_int(steps, "steps", minimum=1)
+    if not isinstance(warm_start, bool):
+        raise TypeError(f"warm_start must be a bool, got {warm_start!r}")
+    dense_steps = steps if dense_steps is None else dense_steps
+    dense_steps = _checks.check_int(dense_steps, "dense_steps", minimum=1)
     batch_size = _checks.check_int(batch_size, "batch_size", minimum=1)
     _tree.check_positive(learning_rate, "learning_rate")
     _tree.check_positive(lambda_min_ratio, "lambda_min_ratio")
@@ -591,13 +623,19 @@ def fit_path(
         mask=mask, options={"l1_ratio": l1_ratio, "group_axis": group_axis, "joint": joint},
         activation=activation, batch_size=batch_size, learning_rate=learning_rate,
     )  # fmt: skip
-    grid, lambda_ref = _lambda_grid(
-        lambdas, setup.penalty, setup.training, setup.data, lambda_min_ratio
-    )
-    members, result = _train(
-        setup, grid, loss, steps, chunk_size=chunk_size, checkpoint_dir=checkpoint_dir,
-        progress=progress, devices=devices,
-    )  # fmt: skip
+    sweep_options = {"chunk_size": chunk_size, "checkpoint_dir": checkpoint_dir,
+                     "progress": progress, "devices": devices}  # fmt: skip
+    if warm_start:
+        from jaxreg import _warm_path  # deferred: it builds on this module
+
+        grid, lambda_ref, members, result = _warm_path.train(
+            setup, lambdas, lambda_min_ratio, loss, steps, dense_steps, **sweep_options
+        )
+    else:
+        grid, lambda_ref = _lambda_grid(
+            lambdas, setup.penalty, setup.training, setup.data, lambda_min_ratio
+        )
+        members, result = _train(setup, grid, loss, steps, **sweep_options)
     classification = loss == "cross_entropy"
     validation = _validation(
         setup.training, classification, result.state["params"], members["fold"], setup.data
@@ -628,5 +666,6 @@ def fit_path(
         train_loss=np.asarray(result.metrics).reshape(*cv_results["diverged"].shape, steps),
         loss_name=loss if isinstance(loss, str) else getattr(loss, "__name__", "loss"),
         fold_ids=setup.fold_ids,
+        active_groups=_active_groups(setup.data["regularizer"], path_params, nonzeros),
         **cv_results,
     )

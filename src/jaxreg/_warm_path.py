@@ -1,0 +1,204 @@
+"""The warm-started path of ``fit_path(..., warm_start=True)``.
+
+Every member (the full-data fit and one per fold, vmapped as in the parallel path) trains in
+*stages*: a dense fit (λ = 0) first, then one stage per λ of the grid, walked in order, each
+started from the previous stage's parameters and optimizer state. A stage is one step of
+:func:`jaxreg.sweep.run_steps` — a ``lax.while_loop`` of at most ``steps`` optimizer steps of the
+member's training (:class:`jaxreg._fit_path._Training`) — so the walk gets the sweep's compiled
+chunks, checkpoints and progress bar.
+
+The default grid needs the dense fit (its top, λ_ref, is read there), so the walk runs as two
+calls of :func:`jaxreg.sweep.run_steps` with one compiled program: the dense stages, then the λ
+stages started from their final state. Both see the same ``data`` structure (the schedule of
+every stage and the members' starting states are data), so the second call compiles nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxreg import _fit_path, sweep
+
+PyTree = Any
+
+# The state a stage hands to the next one; the rest of a member's state (its training rows) is
+# rebuilt from its fold.
+_CARRIED = ("params", "opt_state", "step", "stage")
+
+
+class _Walk(NamedTuple):
+    """One member's walk, stage by stage (hashable: jit's cache key).
+
+    Stage ``s`` runs ``data["budget"][s]`` optimizer steps (at most ``steps``; 0 past the end of
+    the schedule) of ``training`` at λ = ``data["schedule"][s]``. Step ``t`` of the member (its
+    count of steps taken, dense steps included) draws its minibatch and dropout key exactly as
+    step ``t`` of the parallel path.
+    """
+
+    training: _fit_path._Training
+    steps: int
+
+    def init(self, hparams, key, data):
+        state = self.training.init({**hparams, "lam": data["schedule"][0]}, key, data)
+        start = jax.tree.map(lambda leaf: leaf[hparams["fold"] + 1], data["start"])
+        return {**state, **start}
+
+    def stage(self, state, hparams, data):
+        del hparams  # a member is its fold; λ comes from the schedule
+        index = state["stage"]
+        within = index < data["budget"].shape[0]
+        budget = jnp.where(within, data["budget"][index], 0)
+        point = {"lam": data["schedule"][index]}
+
+        def body(carry):
+            inner, taken, losses = carry
+            inner, loss = self.training.step(inner, point, data)
+            return inner, taken + 1, losses.at[taken].set(loss.astype(losses.dtype))
+
+        losses = jnp.zeros(self.steps, jnp.float32)
+        state, taken, losses = jax.lax.while_loop(
+            lambda carry: carry[1] < budget, body, (state, jnp.int32(0), losses)
+        )
+        metrics = {"loss": losses, "taken": taken, "params": state["params"]}
+        return {**state, "stage": index + 1}, metrics
+
+
+def _initial_states(training: _fit_path._Training, data: dict[str, Any], size: int) -> PyTree:
+    """Every member's starting point of the dense fit: the initial parameters, a fresh optimizer
+    state, no step taken."""
+    _, optimizer = training.optimizer_at(data, jnp.float32(0))
+    start = {
+        "params": data["params"],
+        "opt_state": optimizer.init(data["params"]),
+        "step": jnp.int32(0),
+        "stage": jnp.int32(0),
+    }
+    return jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (size, *jnp.shape(leaf))), start)
+
+
+
+def _stages(dense_steps: int, steps: int, walk: np.ndarray | None, count: int):
+    """λ and budget of every stage: the dense fit in stages of at most ``steps`` optimizer steps,
+    then ``count`` λ stages of ``steps`` each (λ = ``walk``; budget 0 while ``walk`` is None,
+    so that the dense run never enters them)."""
+    full, rest = divmod(dense_steps, steps)
+    dense = [steps] * full + ([rest] if rest else [])
+    lambdas = np.zeros(count) if walk is None else walk
+    budgets = dense + [0 if walk is None else steps] * count
+    schedule = np.concatenate([np.zeros(len(dense)), lambdas])
+    return len(dense), jnp.asarray(schedule, jnp.float32), jnp.asarray(budgets, jnp.int32)
+
+
+class _Runner(NamedTuple):
+    """The pieces both runs share: the walk, its members, data without the schedule, and the
+    sweep's options."""
+
+    walk: _Walk
+    members: dict[str, np.ndarray]
+    data: dict[str, Any]
+    key: jax.Array
+    options: dict[str, Any]
+
+    def __call__(self, start, schedule, budget, num_steps: int, name: str) -> sweep.SweepResult:
+        options = dict(self.options)
+        if options["checkpoint_dir"] is not None:
+            options["checkpoint_dir"] = os.path.join(options["checkpoint_dir"], name)
+        return sweep.run_steps(
+            _fit_path._Method(self.walk, "init"),
+            _fit_path._Method(self.walk, "stage"),
+            self.members,
+            num_steps=num_steps,
+            key=self.key,
+            data={**self.data, "start": start, "schedule": schedule, "budget": budget},
+            **options,
+        )
+
+
+def _without_penalized(regularizer: Any, params: PyTree) -> PyTree:
+    """``params`` with every leaf the regularizer acts on set to zero."""
+    leaves, treedef = jax.tree.flatten(params)
+    selected = regularizer.selection(params)
+    zeroed = [jnp.zeros_like(x) if keep else x for x, keep in zip(leaves, selected, strict=True)]
+    return treedef.unflatten(zeroed)
+
+
+def _nonfinite(metrics: dict[str, Any]) -> np.ndarray:
+    """bool ``[members, stages]``: a stage whose parameters or losses hold a NaN or infinity."""
+    losses, taken = np.asarray(metrics["loss"]), np.asarray(metrics["taken"])
+    ran = np.arange(losses.shape[-1]) < taken[..., None]
+    bad = np.any(ran & ~np.isfinite(losses), axis=-1)
+    for leaf in jax.tree.leaves(metrics["params"]):
+        bad |= ~np.all(np.isfinite(np.asarray(leaf).reshape(*bad.shape, -1)), axis=-1)
+    return bad
+
+
+def _as_parallel(dense: sweep.SweepResult, path: sweep.SweepResult, increasing: bool):
+    """The walk laid out as the parallel path's sweep: member (fold f, λ_k) at row
+    ``(f + 1)·K + k`` with λ descending; a stage after a non-finite one is diverged too."""
+    order = slice(None, None, -1) if increasing else slice(None)
+    bad = np.logical_or.accumulate(_nonfinite(path.metrics), axis=1)
+    bad |= _nonfinite(dense.metrics).any(axis=1)[:, None]
+
+    def flat(array):
+        array = np.asarray(array)[:, order]
+        return array.reshape(-1, *array.shape[2:])
+
+    params = jax.tree.map(flat, path.metrics["params"])
+    return sweep.SweepResult({"params": params}, flat(path.metrics["loss"]), flat(bad))
+
+
+def train(
+    setup: _fit_path._Setup,
+    lambdas: Any,
+    lambda_min_ratio: float,
+    loss: Any,
+    steps: int,
+    dense_steps: int,
+    **sweep_options: Any,
+):
+    """The dense fit, the grid, then the walk: ``(grid, lambda_ref, members, result)`` with
+    ``members`` and ``result`` laid out as the parallel path's sweep."""
+    training, penalty = setup.training, setup.penalty
+    count = _fit_path._grid_count(lambdas, penalty)
+    given = None
+    if count is None:
+        given = _fit_path._lambda_grid(lambdas, penalty, training, setup.data, lambda_min_ratio)
+        count = given[0].size
+    folds = int(setup.fold_ids.max()) + 1
+    dense_count, schedule, budget = _stages(dense_steps, steps, None, count)
+    chunk_size = sweep_options.pop("chunk_size") or -(-(dense_count + count) // 10)
+    configuration = _fit_path._configuration_digest(
+        [penalty.name, _fit_path._name_of(loss), _fit_path._name_of(training.optimizer)],
+        setup.selected,
+        [training.batch_size, _fit_path._structure_of(setup.data["regularizer"]), "warm"],
+    )
+    run = _Runner(
+        _Walk(training, steps),
+        sweep.grid(fold=np.arange(-1, folds)),
+        setup.data,
+        jax.random.fold_in(setup.train_key, configuration),
+        {"chunk_size": chunk_size, **sweep_options},
+    )
+    dense = run(_initial_states(training, setup.data, folds + 1), schedule, budget, dense_count,
+                "dense")  # fmt: skip
+    if given is None:
+        full_data = jax.tree.map(lambda leaf: leaf[0], dense.state["params"])
+        at_dense = _without_penalized(setup.data["regularizer"], full_data)
+        given = _fit_path._lambda_grid(
+            count, penalty, training, {**setup.data, "params": at_dense}, lambda_min_ratio
+        )
+    grid, lambda_ref = given
+    walk = grid[::-1] if INCREASING else grid
+    _, schedule, budget = _stages(dense_steps, steps, walk, count)
+    start = {name: jax.tree.map(sweep._to_host, dense.state[name]) for name in _CARRIED}
+    path = run(start, schedule, budget, count, "path")
+    members = sweep.grid(fold=np.arange(-1, folds), lam=grid.astype(np.float32))
+    return grid, lambda_ref, members, _as_parallel(dense, path, INCREASING)
+
+
+INCREASING = True
