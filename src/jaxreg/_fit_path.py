@@ -225,10 +225,11 @@ class _Training(NamedTuple):
     needs_activations: bool
     activation: Callable[[jax.Array], jax.Array]
     optimizer: Any
-    batch_size: int
+    batch_size: int | None
 
-    def data_loss(self, params, inputs, targets, dropout_key=None, train=False):
-        """Mean loss over the batch, and the hidden pre-activations when the penalty reads them."""
+    def data_loss(self, params, inputs, targets, dropout_key=None, train=False, weights=None):
+        """Mean loss over the batch (weighted by ``weights`` when given), and the hidden
+        pre-activations when the penalty reads them."""
         if self.needs_activations:
             outputs, pre_activations = self.model.apply(
                 params, inputs, key=dropout_key, train=train, return_activations=True
@@ -236,7 +237,10 @@ class _Training(NamedTuple):
         else:
             outputs = self.model.apply(params, inputs, key=dropout_key, train=train)
             pre_activations = None
-        return jnp.mean(self.per_example_loss(outputs, targets)), pre_activations
+        losses = self.per_example_loss(outputs, targets)
+        if weights is None:
+            return jnp.mean(losses), pre_activations
+        return jnp.sum(losses * weights) / jnp.sum(weights), pre_activations
 
     def optimizer_at(self, data: dict[str, Any], lam: Any):
         regularizer = self.penalty_at(data["regularizer"], lam)
@@ -248,25 +252,37 @@ class _Training(NamedTuple):
         train = data["fold_ids"] != hparams["fold"]
         order = jnp.argsort(~train, stable=True)  # training examples first
         _, optimizer = self.optimizer_at(data, hparams["lam"])
-        return {
+        state = {
             "params": data["params"],
             "opt_state": optimizer.init(data["params"]),
             "order": order.astype(jnp.int32),
             "num_train": jnp.sum(train).astype(jnp.int32),
             "step": jnp.zeros((), jnp.int32),
         }
+        if self.batch_size is None:  # full batch: every example, weighted by membership
+            state["weights"] = train.astype(jnp.float32)
+        return state
+
+    def batch(self, state, data, batch_key):
+        """The step's inputs, targets and weights: ``batch_size`` training examples drawn with
+        replacement, or every example with weight 1 for the member's training rows."""
+        if self.batch_size is None:
+            return data["X"], data["y"], state["weights"]
+        positions = jax.random.randint(batch_key, (self.batch_size,), 0, state["num_train"])
+        rows = state["order"][positions]
+        return data["X"][rows], data["y"][rows], None
 
     def step(self, state, hparams, data):
         step_key = jax.random.fold_in(data["key"], state["step"])
         batch_key, dropout_key = jax.random.split(step_key)
-        positions = jax.random.randint(batch_key, (self.batch_size,), 0, state["num_train"])
-        batch = state["order"][positions]
+        inputs, targets, weights = self.batch(state, data, batch_key)
         lam = hparams["lam"]
         regularizer, optimizer = self.optimizer_at(data, lam)
 
         def objective(params):
-            inputs, targets = data["X"][batch], data["y"][batch]
-            value, pre_activations = self.data_loss(params, inputs, targets, dropout_key, True)
+            value, pre_activations = self.data_loss(
+                params, inputs, targets, dropout_key, True, weights
+            )
             if self.loss_term is None:
                 return value, value
             return value + self.loss_term(regularizer, params, pre_activations, lam, self), value
@@ -431,6 +447,11 @@ def _setup(model, X, y, *, loss, penalty, folds, key, optimizer, mask, options, 
     y = _checked_targets(y, loss, _output_shape(model, param_shapes, X))
     given = _penalty_options(mask, param_shapes, **options)
     path_penalty = _path_penalties.resolve(penalty, given)
+    if settings["batch_size"] is None and path_penalty.needs_activations:
+        raise ValueError(
+            f"batch_size=None (full batch) is not supported with penalty={path_penalty.name!r}: "
+            "its term would read the held-out examples' activations; give a batch size"
+        )
     defaults = {k: v if v is not None else _DEFAULT_OPTIONS[k] for k, v in options.items()}
     base = path_penalty.base(given._replace(**defaults))
     _check_optimizer(optimizer, base if path_penalty.proximal else None, 0.1)
@@ -506,7 +527,7 @@ def fit_path(
     steps: int = 300,
     warm_start: bool = False,
     dense_steps: int | None = None,
-    batch_size: int = 128,
+    batch_size: int | None = 128,
     learning_rate: float = 0.1,
     optimizer: Any = "sgd",
     l1_ratio: float | None = None,
@@ -574,7 +595,10 @@ def fit_path(
         key: PRNG key; ``init_key, fold_key, train_key = jax.random.split(key, 3)`` give the
             initial parameters ``model.init(init_key)``, the folds and the minibatches/dropout.
         steps: optimizer steps per training.
-        batch_size: minibatch size (examples drawn with replacement from the training folds).
+        batch_size: minibatch size (examples drawn with replacement from the training folds),
+            or None for full batches: every step's loss is the mean over all the member's
+            training examples (gradient descent; no sampling noise, the smoothest warm-started
+            path; not with ``"contractive"``).
         learning_rate: the optimizer's learning rate, also the proximal step size.
         optimizer: an optax optimizer (default ``optax.sgd(learning_rate)``: with plain SGD the
             proximal step ``learning_rate · λ`` is exactly proximal gradient descent, so λ_ref
@@ -613,7 +637,8 @@ def fit_path(
         raise TypeError(f"warm_start must be a bool, got {warm_start!r}")
     dense_steps = steps if dense_steps is None else dense_steps
     dense_steps = _checks.check_int(dense_steps, "dense_steps", minimum=1)
-    batch_size = _checks.check_int(batch_size, "batch_size", minimum=1)
+    if batch_size is not None:
+        batch_size = _checks.check_int(batch_size, "batch_size", minimum=1)
     _tree.check_positive(learning_rate, "learning_rate")
     _tree.check_positive(lambda_min_ratio, "lambda_min_ratio")
     if l1_ratio is not None:
