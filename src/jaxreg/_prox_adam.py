@@ -52,9 +52,9 @@ def prox_adam(
     - every fixed point θ = prox(θ − ηD⁻¹m̂) satisfies 0 ∈ m̂ + ∂R(θ): with m̂ the gradient, it
       minimizes loss + R (for convex loss), whatever η and D;
     - exact zeros, as with proximal gradient descent;
-    - from θ = 0, coordinate i stays 0 exactly when |m̂_i| ≤ λ: a strength at or above the
-      dual norm of the gradient (``regularizer.dual_norm(grads)``, glmnet's λ_max) keeps θ = 0,
-      for every learning rate.
+    - from θ = 0, coordinate i stays 0 exactly when :math:`|\hat m_i| \le \lambda`: a
+      strength at or above the dual norm of the gradient (``regularizer.dual_norm(grads)``,
+      glmnet's λ_max) keeps θ = 0, for every learning rate.
 
     The L1, L2 and elastic-net proxes are separable, so each coordinate uses its own metric.
     The group lasso's prox in a diagonal metric that is not constant on the group has no closed
@@ -63,9 +63,9 @@ def prox_adam(
     :class:`~jaxreg.regularizers.MaxNorm` units, the gradient step and the prox share one
     metric per group, the group's largest √v̂ + ε (a more cautious step for the group's other
     coordinates than Adam's own). Then group g stays 0 from θ = 0 exactly when
-    ‖m̂_g‖₂ ≤ λ√|g|, again the dual norm. :class:`~jaxreg.regularizers.Box` is metric-free
-    (a diagonal metric does not change the projection onto a box). Leaves outside the
-    regularizer's mask take Adam's plain step.
+    :math:`\|\hat m_g\|_2 \le \lambda\sqrt{|g|}`, again the dual norm.
+    :class:`~jaxreg.regularizers.Box` is metric-free (a diagonal metric does not change the
+    projection onto a box). Leaves outside the regularizer's mask take Adam's plain step.
 
     Args:
         learning_rate: η > 0, a scalar or a schedule ``count -> η`` (evaluated at the number of
