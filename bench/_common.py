@@ -82,9 +82,14 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _plain(value: Any) -> Any:
+    """numpy/JAX scalars and arrays as JSON numbers and lists."""
+    return value.tolist() if hasattr(value, "tolist") else float(value)
+
+
 def write_json(name: str, payload: dict[str, Any]) -> pathlib.Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2, default=float))
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2, default=_plain))
     print(f"wrote {path}")
     return path

@@ -142,6 +142,7 @@ def test_help_lists_every_flag(tmp_path):
         "--model", "--penalty", "--lambdas", "--folds", "--steps", "--batch-size", "--lr",
         "--seed", "--data", "--out", "--resume", "--devices", "--no-progress",
         "--target", "--task", "--header", "--no-header", "--keep-checkpoint", "--no-cache",
+        "--optimizer",
     ]  # fmt: skip
     for flag in flags:
         assert flag in done.stdout
@@ -265,6 +266,19 @@ def test_mlp_regression_on_a_users_csv(tmp_path):
     # targets are standardized: the null model at λ_ref has ½·E[y²] = 0.5 on held-out data
     np.testing.assert_allclose(results["cv_mean"][0], 0.5, atol=0.1)
     assert min(results["cv_mean"]) < 0.4  # the features explain about half the variance
+
+
+@pytest.mark.slow
+def test_adam_takes_its_own_learning_rate_and_keeps_the_null_model(tmp_path):
+    """--optimizer adam is jaxreg.prox_adam (lr 0.01 unless given): λ_ref zeroes every weight."""
+    out = tmp_path / "out"
+    flags = ["--steps", "60", "--lambdas", "3", "--folds", "2", "--no-progress", "--no-cache"]
+    done = jaxreg_sweep(*flags, "--optimizer", "adam", "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "adam steps (lr 0.01)" in done.stdout
+    results = results_of(out)
+    assert results["command"]["optimizer"] == "adam" and results["command"]["lr"] == 0.01
+    assert results["nonzeros"][0] == 0 < results["nonzeros"][-1]
 
 
 def test_headerless_csv_with_string_labels_and_an_unregularized_lambda(tmp_path):

@@ -62,11 +62,13 @@ def hand_training(
     steps,
     extra_loss=None,
     data_loss=mean_cross_entropy,
+    optimizer=None,
 ):
-    """Plain SGD + a regularizer, one model, the minibatch rule documented in fit_path."""
+    """Plain SGD + a regularizer (or the given optimizer), one model, the minibatch rule
+    documented in fit_path."""
     init_key, _, train_key = jax.random.split(key, 3)
     params = jax.jit(model.init)(init_key)
-    optimizer = optax.chain(optax.sgd(LR), regularizer)
+    optimizer = optimizer or optax.chain(optax.sgd(LR), regularizer)
     opt_state = optimizer.init(params)
     rows = jnp.asarray(np.flatnonzero(train_rows))
     X, y = jnp.asarray(X), jnp.asarray(y)
@@ -193,6 +195,38 @@ def test_top_of_the_path_is_the_null_model(l1_fit):
         assert np.all(np.asarray(layer["w"]) == 0)
     assert fit.nonzeros[0] == 0
     assert fit.nonzeros[-1] > 0
+
+
+ADAM_LR = 0.01
+
+
+@pytest.fixture(scope="module")
+def adam_fit(digits):
+    X, y = digits
+    model = jaxreg.models.mlp([64, 16, 10])
+    fit = jaxreg.fit_path(model, X, y, penalty="l1", lambdas=4, folds=2, key=KEY, steps=STEPS,
+                          batch_size=BATCH, learning_rate=ADAM_LR, optimizer="adam")  # fmt: skip
+    return model, fit
+
+
+def test_adam_member_equals_a_hand_written_prox_adam_loop(adam_fit, digits):
+    model, fit = adam_fit
+    X, y = digits
+    k = 2
+    regularizer = jaxreg.regularizers.L1(np.float32(fit.lambdas[k]), mask=weights_mask)
+    params = hand_training(
+        model, X, y, np.ones(len(y), bool), key=KEY, steps=STEPS, regularizer=None,
+        optimizer=jaxreg.prox_adam(ADAM_LR, regularizer),
+    )  # fmt: skip
+    assert_trees_close(member(fit.path_params, k), params)
+
+
+def test_adam_keeps_lambda_ref_the_null_model(adam_fit):
+    """prox_adam thresholds in Adam's metric, so λ_ref zeroes every weight as with SGD."""
+    _, fit = adam_fit
+    for layer in member(fit.path_params, 0):
+        assert np.all(np.asarray(layer["w"]) == 0)
+    assert fit.nonzeros[0] == 0 < fit.nonzeros[-1]
 
 
 def test_nonzeros_norms_and_selected_params_come_from_path_params(l1_fit):

@@ -64,6 +64,34 @@ def test_prox_match_closed_forms_and_leave_unmasked_leaves_alone():
     np.testing.assert_allclose(capped, W * np.minimum(1, 0.5 / norms), rtol=1e-6)
 
 
+def test_per_coordinate_steps_are_a_diagonal_metric():
+    """One step per coordinate: elementwise proxes use each; groups and units use their
+    smallest; shared_scale gives each group (unit) its largest scale."""
+    steps = {"w": jnp.asarray(RNG.uniform(0.1, 1.0, size=W.shape), jnp.float32), "b": 0.5}
+    s = np.asarray(steps["w"])
+    out = L1(0.4).prox(PARAMS, steps)
+    np.testing.assert_allclose(out["w"], _soft(W, 0.4 * s), rtol=1e-6)
+    np.testing.assert_allclose(out["b"], _soft(B, 0.2), rtol=1e-6)
+    enet = ElasticNet(0.4, 0.5, mask=WEIGHTS).prox(PARAMS, steps)["w"]
+    np.testing.assert_allclose(enet, _soft(W, 0.2 * s) / (1 + 0.2 * s), rtol=1e-6)
+    norms = np.linalg.norm(W, axis=0)
+    smallest = s.min(axis=0)
+    factor = np.maximum(0, 1 - smallest * 0.6 * 2 / norms)
+    out = GroupLasso(0.6, group_axis=1, mask=WEIGHTS).prox(PARAMS, steps)
+    np.testing.assert_allclose(out["w"], W * factor, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(out["b"], B)
+    shared = GroupLasso(1.0, group_axis=1, mask=WEIGHTS).shared_scale(steps)
+    np.testing.assert_array_equal(np.broadcast_to(shared["w"], W.shape),
+                                  np.broadcast_to(s.max(axis=0), W.shape))  # fmt: skip
+    assert shared["b"] == 0.5
+    units = MaxNorm(1.0, axis=1, mask=WEIGHTS).shared_scale(steps)["w"]
+    unit_max = np.broadcast_to(s.max(axis=1, keepdims=True), W.shape)
+    np.testing.assert_array_equal(np.broadcast_to(units, W.shape), unit_max)
+    assert L1(1.0).shared_scale(steps) is steps
+    with pytest.raises(ValueError, match="step_size"):
+        L1(0.4).prox(PARAMS, {"w": -s, "b": 0.5})
+
+
 @pytest.mark.parametrize(
     ("regularizer", "facade_value", "facade_prox"),
     [

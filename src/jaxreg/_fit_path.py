@@ -34,7 +34,7 @@ PyTree = Any
 __all__ = ["FitPathResult", "fit_path"]
 
 LOSSES = ("cross_entropy", "mse")
-OPTIMIZERS = ("sgd",)
+OPTIMIZERS = ("sgd", "adam")
 _DEFAULT_OPTIONS = {"l1_ratio": 0.5, "group_axis": 1, "joint": False}
 
 
@@ -181,6 +181,10 @@ def _member_optimizer(
         if regularizer is None:
             return sgd
         return optax.chain(sgd, transforms.proximal(regularizer, learning_rate))
+    if optimizer == "adam":
+        if regularizer is None:
+            return optax.adam(learning_rate)
+        return transforms.prox_adam(learning_rate, regularizer)
     if isinstance(optimizer, optax.GradientTransformation):
         return optimizer  # only with smooth penalties: checked by _check_optimizer
     chosen = optimizer(regularizer)
@@ -198,8 +202,9 @@ def _check_optimizer(optimizer: Any, regularizer: Regularizer | None, learning_r
             raise TypeError(
                 f"optimizer: an optax optimizer with the proximal penalty {regularizer!r} would "
                 "take proximal steps out of step with its own (an adaptive optimizer rescales "
-                "each coordinate). Use optimizer='sgd', or a callable regularizer -> "
-                "GradientTransformation that puts the prox in the optimizer's metric"
+                "each coordinate). Use optimizer='sgd' or 'adam' (jaxreg.prox_adam: the prox in "
+                "Adam's metric), or a callable regularizer -> GradientTransformation such as "
+                "lambda reg: jaxreg.prox_adam(learning_rate, reg)"
             )
         return
     if isinstance(optimizer, str) and optimizer not in OPTIMIZERS:
@@ -552,9 +557,11 @@ def fit_path(
 
     How each penalty enters training (``mask`` selects the penalized leaves; default: weights):
 
-    - ``"l1"``, ``"elastic_net"``, ``"group_lasso"``: a proximal step after the optimizer
-      (:func:`jaxreg.prox_l1`, :func:`jaxreg.prox_elastic_net`, :func:`jaxreg.prox_group_lasso`
-      with step size ``learning_rate``), so weights become exactly zero.
+    - ``"l1"``, ``"elastic_net"``, ``"group_lasso"`` (or a regularizer object): a proximal
+      step in the optimizer's own metric, so weights become exactly zero — with ``"sgd"`` the
+      prox of step ``learning_rate`` after the SGD step (:func:`jaxreg.prox_l1`,
+      :func:`jaxreg.prox_elastic_net`, :func:`jaxreg.prox_group_lasso`), with ``"adam"``
+      :func:`jaxreg.prox_adam`.
     - ``"l2"``: the term :func:`jaxreg.penalties.l2` (λ/2)‖θ‖² added to the loss.
     - ``"contractive"``: λ times :func:`jaxreg.penalties.contractive` of the hidden layers added
       to the loss (``model`` must be :func:`jaxreg.models.mlp` built with ``activation``).
@@ -586,7 +593,9 @@ def fit_path(
         loss: ``"cross_entropy"``, ``"mse"`` (½ squared error) or a callable
             ``loss(outputs, y) -> [batch]`` of per-example losses.
         penalty: one of ``"l1"``, ``"elastic_net"``, ``"group_lasso"``, ``"l2"``,
-            ``"contractive"``, ``"clip"``.
+            ``"contractive"``, ``"clip"``, or a :mod:`jaxreg.regularizers` object (``L1``,
+            ``L2``, ``ElasticNet``, ``GroupLasso``) whose strength λ multiplies (strength 1 is
+            plain λ, like glmnet's ``penalty.factor``); its mask, when set, replaces ``mask``.
         lambdas: number of λ for the default grid, or the grid itself (sorted descending).
         lambda_min_ratio: smallest λ of the default grid as a fraction of λ_ref.
         folds: number of cross-validation folds (≥ 2, drawn by :func:`jaxreg.cv.kfold`), or
@@ -600,10 +609,16 @@ def fit_path(
             training examples (gradient descent; no sampling noise, the smoothest warm-started
             path; not with ``"contractive"``).
         learning_rate: the optimizer's learning rate, also the proximal step size.
-        optimizer: an optax optimizer (default ``optax.sgd(learning_rate)``: with plain SGD the
-            proximal step ``learning_rate · λ`` is exactly proximal gradient descent, so λ_ref
-            zeroes every penalized weight; an adaptive optimizer such as Adam rescales each
-            coordinate's step and shifts the effective λ).
+        optimizer: ``"sgd"`` (default: proximal gradient descent, the prox of step
+            ``learning_rate`` after each SGD step), ``"adam"`` (:func:`jaxreg.prox_adam`, the
+            prox in Adam's metric, so λ keeps its meaning and λ_ref still gives the null
+            model; ``optax.adam`` for the smooth penalties), a callable
+            ``regularizer -> optax.GradientTransformation`` called with each member's
+            regularizer object (None for the smooth ``"l2"`` and ``"contractive"``, which enter
+            the loss), or an
+            optax optimizer — only with a smooth penalty: after an adaptive optimizer a prox of
+            step ``learning_rate · λ`` is out of step with each coordinate's own step, so that
+            combination is a TypeError.
         l1_ratio: ρ of the elastic net.
         group_axis: the group axis of ``"group_lasso"``: an int (default 1: one group per output
             unit of ``W[in, out]``) or a pytree of ints matching the params.

@@ -72,3 +72,30 @@ def expand_to_leaf(per_group: jax.Array, leaf: jax.Array, axis: int) -> jax.Arra
     shape = [1] * leaf.ndim
     shape[axis] = per_group.shape[0]
     return per_group.reshape(shape)
+
+
+def group_reduce(
+    arrays: Sequence[jax.Array],
+    leaves: Sequence[jax.Array],
+    axes: Sequence[int],
+    *,
+    joint: bool,
+    reduce: Any,
+) -> list[jax.Array]:
+    """Reduce per-coordinate values (each broadcasting against its leaf) to one value per group.
+
+    ``reduce`` is ``jnp.max`` or ``jnp.min``; returns one [G] vector per leaf (the same joined
+    vector for every leaf with ``joint=True``).
+    """
+
+    def one(array, leaf, axis):
+        # reduce what the array holds, then broadcast: no leaf-sized copy of a per-group array
+        array = jnp.reshape(array, (1,) * (leaf.ndim - jnp.ndim(array)) + jnp.shape(array))
+        per_group = reduce(array, axis=tuple(a for a in range(leaf.ndim) if a != axis))
+        return jnp.broadcast_to(per_group, (leaf.shape[axis],))
+
+    per_leaf = [one(a, leaf, ax) for a, leaf, ax in zip(arrays, leaves, axes, strict=True)]
+    if not joint or not per_leaf:
+        return per_leaf
+    joined = reduce(jnp.stack(per_leaf), axis=0)
+    return [joined] * len(per_leaf)

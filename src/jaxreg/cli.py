@@ -26,6 +26,8 @@ import numpy as np
 
 MODELS = ("mlp", "attention", "linear")
 TASKS = ("classification", "regression")
+# the learning rate when --lr is not given (SGD on standardized data; Adam at its usual scale)
+DEFAULT_LEARNING_RATES = {"sgd": 0.3, "adam": 0.01}
 # Compilations shorter than this are not worth a cache entry (JAX's default is 1 s).
 CACHE_MIN_COMPILE_SECONDS = 0.2
 
@@ -163,13 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="cross-validation folds (>= 2)",
     )
     sweep.add_argument(
-        "--steps", type=_positive(int), default=400, metavar="N", help="SGD steps per training"
+        "--steps", type=_positive(int), default=400, metavar="N", help="optimizer steps per fit"
+    )
+    sweep.add_argument(
+        "--optimizer",
+        choices=tuple(DEFAULT_LEARNING_RATES),
+        default="sgd",
+        help="sgd: proximal gradient descent (the prox after each SGD step); adam: "
+        "jaxreg.prox_adam, the proximal step in Adam's own metric (l2 and contractive: plain Adam)",
     )
     sweep.add_argument(
         "--batch-size", type=_positive(int), default=128, metavar="B", help="minibatch size"
     )
     sweep.add_argument(
-        "--lr", type=_positive(float), default=0.3, help="SGD learning rate (and proximal step)"
+        "--lr",
+        type=_positive(float),
+        default=None,
+        help="learning rate (default: 0.3 for sgd, 0.01 for adam); for sgd also the proximal "
+        "step size",
     )
     sweep.add_argument(
         "--seed", type=int, default=0, help="PRNG seed (initial weights, folds, minibatches)"
@@ -363,7 +376,7 @@ def _run_network(args, data, penalty: Any, devices) -> dict[str, Any]:
     print(
         f"model: {description}; penalty: {args.penalty}\n"
         f"training {members} networks ({_grid_size(args)} λ × ({args.folds} folds + all data)) "
-        f"× {args.steps} SGD steps in one compiled sweep"
+        f"× {args.steps} {args.optimizer} steps (lr {args.lr:g}) in one compiled sweep"
     )
     fit = jaxreg.fit_path(
         model,
@@ -377,6 +390,7 @@ def _run_network(args, data, penalty: Any, devices) -> dict[str, Any]:
         steps=args.steps,
         batch_size=args.batch_size,
         learning_rate=args.lr,
+        optimizer=args.optimizer,
         checkpoint_dir=str(pathlib.Path(args.out) / "checkpoint"),
         progress=not args.no_progress,
         devices=devices,
@@ -413,7 +427,7 @@ def _run_linear_regression(args, data, penalty: Any) -> dict[str, Any]:
     lambdas = _grid_for(args, penalty)
     print(
         f"model: linear (coordinate descent, jaxreg.linear); penalty: {args.penalty} "
-        "(--steps, --batch-size and --lr do not apply)"
+        "(--steps, --batch-size, --optimizer and --lr do not apply)"
     )
     fit = linear.cv_path(
         _standardize(data.X),
@@ -598,6 +612,8 @@ def _print_data(args, data) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "lr", 0) is None:
+        args.lr = DEFAULT_LEARNING_RATES[args.optimizer]
     try:
         if args.command == "sweep":
             sweep_command(args)

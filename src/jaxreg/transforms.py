@@ -105,6 +105,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxreg import _tree
+from jaxreg._prox_adam import prox_adam
 from jaxreg.regularizers import L1, Box, ElasticNet, GroupLasso, MaxNorm, Regularizer
 
 PyTree = Any
@@ -116,6 +117,7 @@ __all__ = [
     "clip_params",
     "max_norm",
     "prox_elastic_net",
+    "prox_adam",
     "prox_group_lasso",
     "prox_l1",
     "proximal",

@@ -135,8 +135,24 @@ class Regularizer:
         raise NotImplementedError
 
     def prox(self, params: PyTree, step_size: Any = 1.0) -> PyTree:
-        """The proximal operator of ``step_size · R`` at ``params`` (a projection for sets)."""
+        """The proximal operator of ``step_size · R`` at ``params`` (a projection for sets).
+
+        ``step_size`` is a scalar, or a pytree matching ``params`` whose leaves broadcast
+        against them: one step per coordinate, the prox in the diagonal metric diag(1/s).
+        Group and unit regularizers take one step per group: its smallest entry.
+        """
         raise NotImplementedError
+
+    def shared_scale(self, scales: PyTree) -> PyTree:
+        """Per-coordinate scales (a pytree matching the params) made constant on each group.
+
+        A diagonal metric in which this regularizer's prox has a closed form: elementwise
+        regularizers keep every coordinate's own scale; :class:`GroupLasso` and
+        :class:`MaxNorm` give every coordinate of a group (a unit) the group's largest scale,
+        as an array that broadcasts against the leaf (one entry per group). Leaves outside the
+        mask keep their scales.
+        """
+        return scales
 
     def dual_norm(self, grads: PyTree) -> jax.Array:
         """The smallest multiplier of the strength at which zero is a proximal fixed point."""
@@ -207,15 +223,17 @@ def leafwise_map(
     step_size: Any,
     leaf_prox: Callable[[jax.Array, jax.Array], jax.Array],
 ) -> PyTree:
-    """``leaf_prox(leaf, s·λ_leaf)`` on the selected leaves (s·λ in the leaf's dtype)."""
+    """``leaf_prox(leaf, s·λ_leaf)`` on the selected leaves (s·λ in the leaf's dtype); ``s`` is
+    one step or one per leaf (an array of steps per coordinate, broadcasting against it)."""
     check_step_size(step_size)
     lams = strengths(strength, params)
+    steps = _tree.per_leaf(step_size, params, "step_size")
     selected = _tree.resolve_mask(mask, params)
 
-    def one(leaf, lam):
-        return leaf_prox(leaf, _tree.as_leaf_dtype(step_size * lam, leaf))
+    def one(leaf, lam, step):
+        return leaf_prox(leaf, _tree.as_leaf_dtype(step * lam, leaf))
 
-    return _tree.map_leaves(one, params, lams, mask=selected)
+    return _tree.map_leaves(one, params, lams, steps, mask=selected)
 
 
 def leafwise_max(

@@ -110,16 +110,45 @@ class GroupLasso(_base.Regularizer):
     def prox(self, params: PyTree, step_size: Any = 1.0) -> PyTree:
         _base.check_step_size(step_size)
         leaves, chosen, lams, groups = self._groups(params)
+        steps = self._group_steps(step_size, params, chosen, groups)
         out = list(leaves)
         for i, (axis, sq_norm, size) in zip(chosen, groups, strict=True):
             norm = _tree.safe_sqrt(sq_norm)
-            threshold = step_size * lams[i] * jnp.sqrt(jnp.asarray(size, dtype=norm.dtype))
+            threshold = steps[i] * lams[i] * jnp.sqrt(jnp.asarray(size, dtype=norm.dtype))
             keep = norm > threshold
             factor = jnp.where(keep, 1 - threshold / jnp.where(keep, norm, 1), 0)
             out[i] = leaves[i] * _groups.expand_to_leaf(factor, leaves[i], axis).astype(
                 leaves[i].dtype
             )
         return jax.tree.unflatten(jax.tree.structure(params), out)
+
+    def _reduced(self, values: list[Any], params: PyTree, chosen: list[int], groups: list,
+                 reduce: Any) -> list[Any]:
+        """Per-coordinate values of the chosen leaves reduced to one per group ([G] each)."""
+        leaves = jax.tree.leaves(params)
+        reduced = _groups.group_reduce(
+            [values[i] for i in chosen], [leaves[i] for i in chosen],
+            [axis for axis, _, _ in groups], joint=self.joint, reduce=reduce,
+        )  # fmt: skip
+        out = list(values)
+        for i, per_group in zip(chosen, reduced, strict=True):
+            out[i] = per_group
+        return out
+
+    def _group_steps(self, step_size: Any, params: PyTree, chosen: list[int], groups: list):
+        """One step per leaf: a scalar as given, per-coordinate steps as each group's smallest."""
+        steps = _tree.per_leaf(step_size, params, "step_size")
+        if all(jnp.ndim(steps[i]) == 0 for i in chosen):
+            return steps
+        return self._reduced(steps, params, chosen, groups, jnp.min)
+
+    def shared_scale(self, scales: PyTree) -> PyTree:
+        leaves, chosen, _, groups = self._groups(scales)
+        per_group = self._reduced(leaves, scales, chosen, groups, jnp.max)
+        out = list(leaves)
+        for i, (axis, _, _) in zip(chosen, groups, strict=True):
+            out[i] = _groups.expand_to_leaf(per_group[i], leaves[i], axis)
+        return jax.tree.unflatten(jax.tree.structure(scales), out)
 
     def dual_norm(self, grads: PyTree) -> jax.Array:
         _, chosen, lams, groups = self._groups(grads)

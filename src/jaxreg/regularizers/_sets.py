@@ -176,3 +176,9 @@ class MaxNorm(_base.Regularizer):
 
         selected = _tree.resolve_mask(self.mask, params)
         return _tree.map_leaves(leaf_project, params, caps, mask=selected)
+
+    def shared_scale(self, scales: PyTree) -> PyTree:
+        def unit_max(leaf):
+            return jnp.max(leaf, axis=self.axis, keepdims=True)
+
+        return _tree.map_leaves(unit_max, scales, mask=_tree.resolve_mask(self.mask, scales))
