@@ -16,6 +16,7 @@ every stage and the members' starting states are data), so the second call compi
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -37,23 +38,38 @@ class _Walk(NamedTuple):
     Stage ``s`` runs ``data["budget"][s]`` optimizer steps (at most ``steps``; 0 past the end of
     the schedule) of ``training`` at λ = ``data["schedule"][s]``. Step ``t`` of the member (its
     count of steps taken, dense steps included) draws its minibatch and dropout key exactly as
-    step ``t`` of the parallel path.
+    step ``t`` of the parallel path. With ``stops``, a λ stage is skipped when the member is the
+    null model and stays it: every penalized weight is zero and λ is at least the dual norm of
+    its data-loss gradient (zero is a fixed point of the proximal step).
     """
 
     training: _fit_path._Training
     steps: int
+    stops: bool
 
     def init(self, hparams, key, data):
         state = self.training.init({**hparams, "lam": data["schedule"][0]}, key, data)
         start = jax.tree.map(lambda leaf: leaf[hparams["fold"] + 1], data["start"])
         return {**state, **start}
 
+    def at_null_model(self, params, lam, fold, data) -> jax.Array:
+        """Every penalized weight is zero and λ keeps them there."""
+        regularizer = data["regularizer"]
+        zero = jnp.all(jnp.stack([jnp.all(leaf == 0) for leaf in _penalized(regularizer, params)]))
+        weights = (data["fold_ids"] != fold).astype(jnp.float32)
+        grads = jax.grad(
+            lambda p: self.training.data_loss(p, data["X"], data["y"], weights=weights)[0]
+        )(params)
+        return zero & (lam > 0) & (regularizer.dual_norm(grads) <= lam)
+
     def stage(self, state, hparams, data):
-        del hparams  # a member is its fold; λ comes from the schedule
         index = state["stage"]
         within = index < data["budget"].shape[0]
         budget = jnp.where(within, data["budget"][index], 0)
         point = {"lam": data["schedule"][index]}
+        if self.stops:
+            done = self.at_null_model(state["params"], point["lam"], hparams["fold"], data)
+            budget = jnp.where(done, 0, budget)
 
         def body(carry):
             inner, taken, losses = carry
@@ -95,8 +111,8 @@ def _stages(dense_steps: int, steps: int, walk: np.ndarray | None, count: int):
 
 
 class _Runner(NamedTuple):
-    """The pieces both runs share: the walk, its members, data without the schedule, and the
-    sweep's options."""
+    """What both runs share: the walk, its members, the data (without the members' starting
+    states and the schedule), the sweep's key and options."""
 
     walk: _Walk
     members: dict[str, np.ndarray]
@@ -119,12 +135,45 @@ class _Runner(NamedTuple):
         )
 
 
+def _penalized(regularizer: Any, params: PyTree) -> list[Any]:
+    leaves = jax.tree.leaves(params)
+    return [leaf for leaf, keep in zip(leaves, regularizer.selection(params), strict=True) if keep]
+
+
 def _without_penalized(regularizer: Any, params: PyTree) -> PyTree:
     """``params`` with every leaf the regularizer acts on set to zero."""
     leaves, treedef = jax.tree.flatten(params)
     selected = regularizer.selection(params)
     zeroed = [jnp.zeros_like(x) if keep else x for x, keep in zip(leaves, selected, strict=True)]
     return treedef.unflatten(zeroed)
+
+
+def _walk_lambdas(grid: np.ndarray, extend: bool) -> np.ndarray:
+    """The λ of the walk, increasing: the grid, then (``extend``) as many again above its top
+    at the grid's own spacing."""
+    walk = grid[::-1]
+    if not extend:
+        return walk
+    ratio = grid[0] / grid[1]
+    return np.concatenate([walk, grid[0] * ratio ** np.arange(1, grid.size + 1)])
+
+
+def _path_end(regularizer: Any, path: sweep.SweepResult, walk: np.ndarray, count: int) -> int:
+    """How many λ of the walk the path keeps: up to the first at which the full-data fit (member
+    0) has no penalized weight left, but at least the ``count`` of the grid."""
+    full_data = jax.tree.map(lambda leaf: np.asarray(leaf)[0], path.metrics["params"])
+    empty = np.all([np.all(leaf == 0, axis=tuple(range(1, leaf.ndim)))
+                    for leaf in _penalized(regularizer, full_data)], axis=0)  # fmt: skip
+    if not empty.any():
+        if walk.size > count:
+            warnings.warn(
+                f"the warm-started path still has active groups at λ = {walk[-1]:.4g}, "
+                f"{walk[-1] / walk[count - 1]:.3g}× its λ_ref: give a grid reaching higher",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return walk.size
+    return max(count, int(np.argmax(empty)) + 1)
 
 
 def _nonfinite(metrics: dict[str, Any]) -> np.ndarray:
@@ -137,19 +186,21 @@ def _nonfinite(metrics: dict[str, Any]) -> np.ndarray:
     return bad
 
 
-def _as_parallel(dense: sweep.SweepResult, path: sweep.SweepResult, increasing: bool):
-    """The walk laid out as the parallel path's sweep: member (fold f, λ_k) at row
-    ``(f + 1)·K + k`` with λ descending; a stage after a non-finite one is diverged too."""
-    order = slice(None, None, -1) if increasing else slice(None)
+def _as_parallel(dense: sweep.SweepResult, path: sweep.SweepResult, size: int):
+    """The first ``size`` λ of the walk laid out as the parallel path's sweep: member (fold f,
+    λ_k) at row ``(f + 1)·K + k`` with λ descending. A stage after a non-finite one is
+    diverged too; the steps a stage did not take have NaN losses."""
     bad = np.logical_or.accumulate(_nonfinite(path.metrics), axis=1)
     bad |= _nonfinite(dense.metrics).any(axis=1)[:, None]
+    losses, taken = np.asarray(path.metrics["loss"]), np.asarray(path.metrics["taken"])
+    losses = np.where(np.arange(losses.shape[-1]) < taken[..., None], losses, np.nan)
 
     def flat(array):
-        array = np.asarray(array)[:, order]
+        array = np.asarray(array)[:, :size][:, ::-1]
         return array.reshape(-1, *array.shape[2:])
 
     params = jax.tree.map(flat, path.metrics["params"])
-    return sweep.SweepResult({"params": params}, flat(path.metrics["loss"]), flat(bad))
+    return sweep.SweepResult({"params": params}, flat(losses), flat(bad))
 
 
 def train(
@@ -168,17 +219,18 @@ def train(
     given = None
     if count is None:
         given = _fit_path._lambda_grid(lambdas, penalty, training, setup.data, lambda_min_ratio)
-        count = given[0].size
+    size = count if given is None else given[0].size
+    walk_size = 2 * size if given is None and size > 1 else size  # the default grid extends
     folds = int(setup.fold_ids.max()) + 1
-    dense_count, schedule, budget = _stages(dense_steps, steps, None, count)
-    chunk_size = sweep_options.pop("chunk_size") or -(-(dense_count + count) // 10)
+    dense_count, schedule, budget = _stages(dense_steps, steps, None, walk_size)
+    chunk_size = sweep_options.pop("chunk_size") or -(-(dense_count + size) // 10)
     configuration = _fit_path._configuration_digest(
         [penalty.name, _fit_path._name_of(loss), _fit_path._name_of(training.optimizer)],
         setup.selected,
         [training.batch_size, _fit_path._structure_of(setup.data["regularizer"]), "warm"],
     )
     run = _Runner(
-        _Walk(training, steps),
+        _Walk(training, steps, penalty.has_reference),
         sweep.grid(fold=np.arange(-1, folds)),
         setup.data,
         jax.random.fold_in(setup.train_key, configuration),
@@ -193,12 +245,11 @@ def train(
             count, penalty, training, {**setup.data, "params": at_dense}, lambda_min_ratio
         )
     grid, lambda_ref = given
-    walk = grid[::-1] if INCREASING else grid
-    _, schedule, budget = _stages(dense_steps, steps, walk, count)
+    walk = _walk_lambdas(grid, extend=walk_size > size)
+    _, schedule, budget = _stages(dense_steps, steps, walk, walk_size)
     start = {name: jax.tree.map(sweep._to_host, dense.state[name]) for name in _CARRIED}
-    path = run(start, schedule, budget, count, "path")
+    path = run(start, schedule, budget, walk_size, "path")
+    end = _path_end(setup.data["regularizer"], path, walk, size) if walk_size > size else size
+    grid = walk[:end][::-1]
     members = sweep.grid(fold=np.arange(-1, folds), lam=grid.astype(np.float32))
-    return grid, lambda_ref, members, _as_parallel(dense, path, INCREASING)
-
-
-INCREASING = True
+    return grid, lambda_ref, members, _as_parallel(dense, path, end)

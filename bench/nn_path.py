@@ -1,0 +1,242 @@
+"""Benchmark: a neural-net feature-selection path, jaxreg vs LassoNet (Lemhadri et al., 2021).
+
+The protocol, the same for every method: scikit-learn's digits (1797×64, 10 classes) and breast
+cancer (569×30, 2 classes); a 75/25 train/test split (stratified, ``random_state=0``);
+standardization fitted on the training part; the same 5 folds (``KFold(5, shuffle=True,
+random_state=0)`` of the training part) for every cross-validation; an MLP with one hidden
+layer of width 32; sparsity from a group lasso on the rows of the first layer's W (one group per
+input feature).
+
+- jaxreg, parallel grid: ``fit_path`` with ``GroupLasso(1.0, group_axis=0, mask=<first layer
+  W>)``, the default 20-λ grid, 3000 SGD steps of batch 128 at learning rate 0.1 per member,
+  every (fold, λ) from the same random start.
+- jaxreg, warm-started path: the same call with ``warm_start=True`` and the settings in
+  ``WARM`` below (a dense fit, then the λ grid walked from small to large, each λ started from
+  the previous solution).
+- LassoNet: ``LassoNetClassifierCV(hidden_dims=(32,), cv=<the same folds>)`` with its defaults
+  (hierarchical prox with M = 10, path multiplier 1.02, dense fit by Adam, path by SGD with
+  momentum, full batches, early stopping) for the CV choice and its wall time; and
+  ``LassoNetClassifier(hidden_dims=(32,)).path(X_train, y_train)`` for the whole path
+  (``LassoNetClassifierCV`` only walks up to its chosen λ), timed separately.
+
+Printed per data set: wall time (jaxreg: first call with compilation, and second call), test
+accuracy at the CV choice (jaxreg: λ_1se) with its number of features, the best test accuracy
+among path models with ≤ 10 and ≤ 20 features, how often the feature count along the path
+goes the wrong way (up as λ grows), and test accuracy against the number of features. JSON:
+``bench/results/nn_path.json``.
+
+Run (LassoNet and torch live in the benchmark's own environment, not in jaxreg's)::
+
+    python3 -m venv /work/venvs/nnbench
+    /work/venvs/nnbench/bin/pip install torch==2.13.0      # the CPU wheel
+    /work/venvs/nnbench/bin/pip install lassonet jax==0.10.2 jaxlib==0.10.2 optax chex \\
+        numpy scikit-learn matplotlib tqdm
+    PYTHONPATH=src /work/venvs/nnbench/bin/python bench/nn_path.py
+
+``--skip-lassonet`` runs the jaxreg side only (any environment with scikit-learn).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+# One host device per core this process may use, set before any JAX operation: the members of
+# a path (folds + 1) are sharded over them, as LassoNet's torch uses every core.
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+jax.config.update("jax_num_cpu_devices", CORES)
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+from sklearn.datasets import load_breast_cancer, load_digits  # noqa: E402
+from sklearn.model_selection import KFold, PredefinedSplit, train_test_split  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+import _common  # noqa: E402
+import jaxreg  # noqa: E402
+from jaxreg.regularizers import GroupLasso  # noqa: E402
+
+SEED = 0
+WIDTH = 32
+FOLDS = 5
+LOADERS = {"digits": load_digits, "breast_cancer": load_breast_cancer}
+PARALLEL = {"steps": 3000, "batch_size": 128, "learning_rate": 0.1}
+WARM = {
+    "warm_start": True,
+    "lambdas": 100,
+    "lambda_min_ratio": 1e-2,
+    "dense_steps": 1000,
+    "steps": 50,
+    "batch_size": None,
+    "learning_rate": 0.03,
+}
+FEATURE_LIMITS = (1, 2, 3, 5, 10, 15, 20, 30, 40, 50, 64)
+
+
+class Split(dict):
+    """The protocol's data: ``X_train, y_train, X_test, y_test, fold_ids``."""
+
+
+def protocol(name: str) -> Split:
+    X, y = LOADERS[name](return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, random_state=SEED, stratify=y
+    )
+    scaler = StandardScaler().fit(X_train)
+    fold_ids = np.empty(len(y_train), np.int64)
+    for fold, (_, held_out) in enumerate(
+        KFold(FOLDS, shuffle=True, random_state=SEED).split(X_train)
+    ):
+        fold_ids[held_out] = fold
+    return Split(
+        X_train=scaler.transform(X_train).astype(np.float32),
+        y_train=y_train.astype(np.int64),
+        X_test=scaler.transform(X_test).astype(np.float32),
+        y_test=y_test.astype(np.int64),
+        fold_ids=fold_ids,
+    )
+
+
+def path_summary(features: np.ndarray, accuracy: np.ndarray, chosen: int, walk_up: np.ndarray):
+    """The table's numbers from per-model feature counts and test accuracies; ``walk_up``
+    orders the models by increasing λ."""
+    best = {}
+    for limit in FEATURE_LIMITS:
+        within = features <= limit
+        if within.any():
+            i = np.flatnonzero(within)[np.argmax(accuracy[within])]
+            best[limit] = (float(accuracy[i]), int(features[i]))
+        else:
+            best[limit] = None
+    counts = features[walk_up]
+    return {
+        "cv_choice": (float(accuracy[chosen]), int(features[chosen])),
+        "best": best,
+        "wrong_way": int(np.sum(np.diff(counts) > 0)),
+        "fewest_features": int(features.min()),
+        "features": features.tolist(),
+        "accuracy": accuracy.tolist(),
+    }
+
+
+def run_jaxreg(split: Split, settings: dict[str, Any]) -> dict[str, Any]:
+    X, y = split["X_train"], split["y_train"]
+    classes = int(y.max()) + 1
+    model = jaxreg.models.mlp([X.shape[1], WIDTH, classes])
+    first_w = [{"w": True, "b": False}, {"w": False, "b": False}]
+
+    def fit():
+        return jaxreg.fit_path(
+            model, X, y, penalty=GroupLasso(1.0, group_axis=0, mask=first_w),
+            folds=split["fold_ids"], key=jax.random.key(SEED), **settings,
+        )  # fmt: skip
+
+    first = _common.first_call_seconds(fit)
+    start = time.perf_counter()
+    result = _common.block(fit())
+    wall = time.perf_counter() - start
+    accuracy = np.array(
+        [
+            np.mean(np.argmax(model.apply(params, split["X_test"]), -1) == split["y_test"])
+            for params in (
+                jax.tree.map(lambda leaf, k=k: leaf[k], result.path_params)
+                for k in range(len(result.lambdas))
+            )
+        ]
+    )
+    increasing = np.arange(len(accuracy))[::-1]  # the grid is reported descending
+    summary = path_summary(result.active_groups, accuracy, result.index_selected, increasing)
+    return {"first_call_s": first, "wall_s": wall, "lambda_ref": result.lambda_ref, **summary}
+
+
+def run_lassonet(split: Split) -> dict[str, Any] | None:
+    try:
+        from lassonet import LassoNetClassifier, LassoNetClassifierCV
+    except ImportError:
+        print("lassonet is not installed here: LassoNet skipped (see the module docstring)")
+        return None
+    X, y, X_test = split["X_train"], split["y_train"], split["X_test"]
+    options = {"hidden_dims": (WIDTH,), "random_state": SEED, "torch_seed": SEED, "verbose": 0}
+    start = time.perf_counter()
+    cross_validated = LassoNetClassifierCV(cv=PredefinedSplit(split["fold_ids"]), **options)
+    cross_validated.fit(X, y)
+    cv_wall = time.perf_counter() - start
+    cv_choice = (
+        float(np.mean(cross_validated.predict(X_test) == split["y_test"])),
+        int(cross_validated.best_selected_.sum()),
+    )
+    start = time.perf_counter()
+    estimator = LassoNetClassifier(**options)
+    path = estimator.path(X, y, return_state_dicts=True)
+    path_wall = time.perf_counter() - start
+    features, accuracy = [], []
+    for item in path:
+        estimator.load(item.state_dict)
+        features.append(int(item.selected.sum()))
+        accuracy.append(float(np.mean(estimator.predict(X_test) == split["y_test"])))
+    summary = path_summary(np.array(features), np.array(accuracy), 0, np.arange(len(path)))
+    return {"wall_s": cv_wall, "path_wall_s": path_wall, **summary, "cv_choice": cv_choice}
+
+
+def _fmt_best(best: tuple[float, int] | None) -> str:
+    return "none" if best is None else f"{best[0]:.3f} @ {best[1]}"
+
+
+def _fmt_wall(result: dict[str, Any]) -> str:
+    if "first_call_s" in result:
+        return f"{result['wall_s']:.1f} s (1st call {result['first_call_s']:.1f} s)"
+    return f"{result['wall_s']:.1f} s CV (+{result['path_wall_s']:.1f} s path)"
+
+
+def print_table(name: str, results: dict[str, dict[str, Any]]) -> None:
+    methods = [m for m in ("jaxreg parallel", "jaxreg warm", "LassoNet") if results.get(m)]
+    print(f"\n{name}\n| | " + " | ".join(methods) + " |\n|---|" + "---|" * len(methods))
+
+    def row(label: str, cell) -> None:
+        print(f"| {label} | " + " | ".join(cell(results[m]) for m in methods) + " |")
+
+    row("wall time", _fmt_wall)
+    row("test acc at the CV choice", lambda r: _fmt_best(r["cv_choice"]))
+    row("best test acc ≤ 10 / ≤ 20 features",
+        lambda r: f"{_fmt_best(r['best'][10])} / {_fmt_best(r['best'][20])}")  # fmt: skip
+    row("models on the path / fewest features",
+        lambda r: f"{len(r['features'])} / {r['fewest_features']}")  # fmt: skip
+    row("feature count up as λ grows", lambda r: str(r["wrong_way"]))
+    lassonet = results.get("LassoNet")
+    for method in ("jaxreg parallel", "jaxreg warm"):
+        if lassonet and results.get(method):
+            print(f"wall time {method} / LassoNet CV: "
+                  f"{results[method]['wall_s'] / lassonet['wall_s']:.3f}")  # fmt: skip
+    print("\nbest test accuracy with ≤ k features (k: " + ", ".join(map(str, FEATURE_LIMITS)) + ")")
+    for method in methods:
+        cells = [_fmt_best(results[method]["best"][k]).split(" @")[0] for k in FEATURE_LIMITS]
+        print(f"  {method:16s} " + " ".join(f"{c:>5s}" for c in cells))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(LOADERS), choices=list(LOADERS))
+    parser.add_argument("--skip-lassonet", action="store_true")
+    args = parser.parse_args()
+    print(f"devices: {jax.devices()}  ({CORES} cores)")
+    gflops = _common.matmul_gflops()
+    print(f"float32 matmul 1024²: {gflops:.1f} GFLOP/s")
+    payload: dict[str, Any] = {"matmul_gflops": gflops, "warm": WARM, "parallel": PARALLEL}
+    for name in args.datasets:
+        split = protocol(name)
+        results = {
+            "jaxreg parallel": run_jaxreg(split, PARALLEL),
+            "jaxreg warm": run_jaxreg(split, WARM),
+            "LassoNet": None if args.skip_lassonet else run_lassonet(split),
+        }
+        print_table(name, results)
+        payload[name] = results
+    _common.write_json("nn_path", payload)
+
+
+if __name__ == "__main__":
+    main()

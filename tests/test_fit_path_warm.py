@@ -1,0 +1,172 @@
+"""fit_path(warm_start=True) against independent references: a hand-written sequential loop of
+optax trainings (dense fit, then one training per λ started from the previous one, same
+minibatches and keys), a numpy dual norm for λ_ref at the dense fit, numpy counts of the
+returned parameters, a synthetic problem whose informative features are known, and trace and
+compile counts (one compiled walk for the whole path)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxreg
+from jaxreg.regularizers import GroupLasso
+
+KEY = jax.random.key(3)
+LR = 0.2
+FIRST_LAYER = [{"w": True, "b": False}, {"w": False, "b": False}]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = jaxreg.datasets.load("digits", standardize=True)
+    return data.X[:90], data.y[:90]
+
+
+def mean_cross_entropy(logits, labels):
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+
+
+def hand_walk(model, X, y, train_rows, *, walk, optimizer, steps, dense_steps, batch_size):
+    """The documented warm start, written out: a dense fit (λ = 0), then each λ of ``walk`` in
+    order for ``steps`` steps, parameters and optimizer state carried over; step t (counted
+    over the steps taken) draws its minibatch from fold_in(train_key, t); a λ at which W1 is
+    zero and λ ≥ the dual norm of the training gradient takes no step. Returns the dense fit,
+    the parameters after each λ and the minibatch losses of the λ stages (NaN: not taken)."""
+    init_key, _, train_key = jax.random.split(KEY, 3)
+    params = model.init(init_key)
+    rows = jnp.asarray(np.flatnonzero(train_rows))
+    X, y = jnp.asarray(X), jnp.asarray(y)
+    opt_state = optimizer(jnp.float32(0)).init(params)
+
+    @jax.jit
+    def step(params, opt_state, t, lam):
+        batch_key, _ = jax.random.split(jax.random.fold_in(train_key, t))
+        if batch_size is None:
+            batch = rows
+        else:
+            batch = rows[jax.random.randint(batch_key, (batch_size,), 0, rows.shape[0])]
+        value, grads = jax.value_and_grad(
+            lambda p: mean_cross_entropy(model.apply(p, X[batch]), y[batch])
+        )(params)
+        updates, opt_state = optimizer(lam).update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    t = 0
+    for _ in range(dense_steps):
+        params, opt_state, _ = step(params, opt_state, t, jnp.float32(0))
+        t += 1
+    dense, path, losses = params, [], []
+    for lam in walk:
+        stage = [np.nan] * steps
+        null = not np.any(np.asarray(params[0]["w"]))
+        if null and first_layer_dual_norm(model, X[rows], y[rows], params) <= lam:
+            path.append(params)
+            losses.append(stage)
+            continue
+        for i in range(steps):
+            params, opt_state, value = step(params, opt_state, t, jnp.float32(lam))
+            stage[i] = float(value)
+            t += 1
+        path.append(params)
+        losses.append(stage)
+    return dense, path, np.asarray(losses)
+
+
+def first_layer_dual_norm(model, X, y, params):
+    """max_j ‖∂L/∂W1[j, :]‖₂ / √|g| at ``params`` with the first layer's W zeroed, in numpy."""
+    zeroed = [{"w": jnp.zeros_like(params[0]["w"]), "b": params[0]["b"]}, *params[1:]]
+    grads = jax.grad(lambda p: mean_cross_entropy(model.apply(p, jnp.asarray(X)), y))(zeroed)
+    rows = np.asarray(grads[0]["w"], dtype=np.float64)
+    return float(np.max(np.linalg.norm(rows, axis=1)) / np.sqrt(rows.shape[1]))
+
+
+def assert_trees_close(actual, expected, atol=3e-5):
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=2e-4, atol=atol)
+
+
+def member(tree, k):
+    return jax.tree.map(lambda leaf: leaf[k], tree)
+
+
+OPTIMIZERS = {
+    "sgd": lambda lam: optax.chain(
+        optax.sgd(LR), jaxreg.proximal(GroupLasso(lam, group_axis=0, mask=FIRST_LAYER), LR)
+    ),
+    "adam": lambda lam: jaxreg.prox_adam(LR / 10, GroupLasso(lam, group_axis=0, mask=FIRST_LAYER)),
+}
+
+
+@pytest.mark.parametrize(("optimizer", "batch_size"), [("sgd", 16), ("adam", None)])
+def test_warm_start_equals_a_sequential_loop_of_optax_trainings(digits, optimizer, batch_size):
+    X, y = digits
+    model = jaxreg.models.mlp([64, 8, 10])
+    labels = np.arange(len(y)) % 3  # user folds 0, 1, 2
+    steps, dense_steps = 4, 7  # the dense fit ends in a partial stage
+    fit = jaxreg.fit_path(
+        model, X, y, penalty=GroupLasso(1.0, group_axis=0, mask=FIRST_LAYER), lambdas=3,
+        lambda_min_ratio=0.1, folds=labels, key=KEY, steps=steps, dense_steps=dense_steps,
+        batch_size=batch_size, learning_rate=LR if optimizer == "sgd" else LR / 10,
+        optimizer=optimizer, warm_start=True, chunk_size=2,
+    )  # fmt: skip
+    size = len(fit.lambdas)
+    walk = fit.lambdas[::-1].astype(np.float32)  # walked from the smallest λ up
+    for fold, rows in ((-1, np.ones(len(y), bool)), (1, labels != 1)):
+        dense, path, losses = hand_walk(
+            model, X, y, rows, walk=walk, optimizer=OPTIMIZERS[optimizer], steps=steps,
+            dense_steps=dense_steps, batch_size=batch_size,
+        )  # fmt: skip
+        for k in range(size):
+            params = path[size - 1 - k]
+            if fold == -1:
+                assert_trees_close(member(fit.path_params, k), params)
+                np.testing.assert_allclose(fit.train_loss[0, k], losses[size - 1 - k], rtol=2e-4)
+            else:
+                held_out = labels == fold
+                logits = model.apply(params, jnp.asarray(X[held_out]))
+                np.testing.assert_allclose(
+                    fit.fold_losses[fold, k], mean_cross_entropy(logits, y[held_out]), rtol=2e-4
+                )
+    # the default grid: from λ_ref, the dual norm at the full-data dense fit with W1 zeroed,
+    # down 3 λ to 0.1·λ_ref, continued above λ_ref at the same spacing (3 λ at most) up to the
+    # first λ whose full-data fit has W1 = 0
+    dense = hand_walk(
+        model, X, y, np.ones(len(y), bool), walk=[], optimizer=OPTIMIZERS[optimizer], steps=0,
+        dense_steps=dense_steps, batch_size=batch_size,
+    )[0]  # fmt: skip
+    np.testing.assert_allclose(fit.lambda_ref, first_layer_dual_norm(model, X, y, dense), 1e-4)
+    assert 3 <= size <= 6
+    np.testing.assert_allclose(fit.lambdas, fit.lambda_ref * 0.1 ** (np.arange(3 - size, 3) / 2))
+    w1_zero = ~np.any(np.asarray(fit.path_params[0]["w"]), axis=(1, 2))
+    assert size == 6 or (w1_zero[0] and not w1_zero[1:].any())
+    rows_nonzero = np.linalg.norm(np.asarray(fit.path_params[0]["w"]), axis=2) > 0
+    np.testing.assert_array_equal(fit.active_groups, rows_nonzero.sum(axis=1))
+    assert fit.train_loss.shape == (4, size, steps) and fit.diverged.shape == (4, size)
+    assert not fit.diverged.any()
+
+
+def synthetic(n=240, p=8, seed=0):
+    """Two classes decided by features 0, 1 and 2 only (an interaction included); 3..7 noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] * X[:, 2] + 0.5 * X[:, 2] > 0).astype(np.int32)
+    return X, y
+
+
+def test_warm_path_is_monotone_and_keeps_the_informative_features_longest():
+    X, y = synthetic()
+    fit = jaxreg.fit_path(
+        jaxreg.models.mlp([8, 16, 2]), X, y, penalty=GroupLasso(1.0, group_axis=0,
+        mask=FIRST_LAYER), lambdas=40, lambda_min_ratio=0.01, folds=3, key=KEY, steps=30,
+        dense_steps=300, batch_size=None, learning_rate=0.1, warm_start=True,
+    )  # fmt: skip
+    counts = fit.active_groups[::-1]  # from the smallest λ up
+    assert np.sum(np.diff(counts) > 0) <= 1
+    assert counts[0] == 8 and counts[-1] == 0  # from the dense fit to the null model
+    rows = np.linalg.norm(np.asarray(fit.path_params[0]["w"]), axis=2) > 0  # [K, features]
+    for active in rows[(rows.sum(axis=1) > 0) & (rows.sum(axis=1) <= 3)]:
+        assert set(np.flatnonzero(active)) <= {0, 1, 2}
