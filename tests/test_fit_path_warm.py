@@ -170,3 +170,52 @@ def test_warm_path_is_monotone_and_keeps_the_informative_features_longest():
     rows = np.linalg.norm(np.asarray(fit.path_params[0]["w"]), axis=2) > 0  # [K, features]
     for active in rows[(rows.sum(axis=1) > 0) & (rows.sum(axis=1) <= 3)]:
         assert set(np.flatnonzero(active)) <= {0, 1, 2}
+
+
+def test_the_walk_is_traced_once_and_a_second_call_compiles_nothing(digits, trace_counter):
+    X, y = digits[0][:60], digits[1][:60]
+    net = jaxreg.models.mlp([64, 8, 10])
+    counted_apply = trace_counter(net.apply)
+    model = jaxreg.models.Model(net.init, counted_apply)
+    settings = dict(
+        penalty=GroupLasso(1.0, group_axis=0, mask=FIRST_LAYER), lambdas=4, folds=2, key=KEY,
+        steps=3, dense_steps=7, batch_size=8, warm_start=True, chunk_size=2,
+    )  # fmt: skip
+    fit = jaxreg.fit_path(model, X, y, **settings)
+    # the dense run and the λ run (several chunks each) share one trace of the stage, which
+    # applies the model twice (its null-model check and its training step); one more trace
+    # each for the output-shape check, λ_ref's gradient and the validation
+    assert counted_apply.count == 5
+    jax.config.update("jax_enable_compilation_cache", False)
+    compiles = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        again = jaxreg.fit_path(model, X + np.float32(0.5), y, **settings)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert compiles == [] and counted_apply.count == 5
+    assert again.lambda_ref != fit.lambda_ref  # it did train on the new data
+
+
+BAD_WARM_INPUTS = {
+    "warm_start": (dict(warm_start=1), "warm_start"),
+    "dense_steps": (dict(warm_start=True, dense_steps=0), "dense_steps"),
+    "dense_steps_float": (dict(warm_start=True, dense_steps=2.5), "dense_steps"),
+    "batch_size": (dict(batch_size=0), "batch_size"),
+    "full_batch_contractive": (
+        dict(penalty="contractive", lambdas=[1.0], batch_size=None), "batch_size"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_WARM_INPUTS))
+def test_bad_input_is_an_error_naming_the_argument(case, digits):
+    change, name = BAD_WARM_INPUTS[case]
+    kwargs = dict(penalty="l1", lambdas=2, folds=2, steps=2) | change
+    with pytest.raises((ValueError, TypeError), match=name):
+        jaxreg.fit_path(jaxreg.models.mlp([64, 10]), *digits, key=KEY, **kwargs)

@@ -57,7 +57,8 @@ class FitPathResult(NamedTuple):
         index_selected: its position in ``lambdas``.
         lambda_ref: the reference λ of the default grid (None when the grid was given).
         diverged: bool ``[folds + 1, K]``; row 0 is the full-data fit, row f + 1 fold f.
-        train_loss: data loss per step ``[folds + 1, K, steps]`` (rows as in ``diverged``).
+        train_loss: data loss per step ``[folds + 1, K, steps]`` (rows as in ``diverged``; NaN
+            for the steps a warm-started member at its null model did not take).
         loss_name: name of the loss, for plot labels.
         fold_ids: the fold of each example ``[n]``, in ``0 .. folds-1`` (glmnet's ``foldid``):
             pass it as ``folds`` to another fit to compare models on the same folds.
@@ -411,16 +412,22 @@ def _path_counts(path_params: PyTree, selected: list[bool], size: int):
 
 def _active_groups(regularizer: Any, path_params: PyTree, nonzeros: np.ndarray) -> np.ndarray:
     """Groups with a nonzero weight at each λ ``[K]`` for the group lasso (a joint group counts
-    once), ``nonzeros`` for every other penalty."""
+    once), ``nonzeros`` for every other penalty. In numpy: the path's length never compiles."""
     if not isinstance(regularizer, GroupLasso):
         return nonzeros
-
-    def count(params):
-        groups = regularizer._groups(params)[3]
-        groups = groups[:1] if regularizer.joint else groups
-        return sum(jnp.sum(sq_norms > 0) for _, sq_norms, _ in groups)
-
-    return np.asarray(jax.vmap(count)(path_params))
+    leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(path_params)]
+    first = jax.tree.map(lambda leaf: leaf[0], path_params)  # the mask sees one model
+    axes = _tree.per_leaf(regularizer.group_axis, first, "group_axis")
+    selected = regularizer.selection(first)
+    active = []  # per selected leaf: [K, groups], the group axis after the path's
+    for leaf, axis, keep in zip(leaves, axes, selected, strict=True):
+        if keep:
+            axis = 1 + axis % (leaf.ndim - 1)
+            others = tuple(a for a in range(1, leaf.ndim) if a != axis)
+            active.append(np.any(leaf != 0, axis=others))
+    if regularizer.joint:
+        return np.sum(np.any(np.stack(active), axis=0), axis=1)
+    return np.sum([np.sum(groups, axis=1) for groups in active], axis=0)
 
 
 class _Setup(NamedTuple):
@@ -581,6 +588,26 @@ def fit_path(
     positions for every λ and every fold. The loss is the mean over the batch; dropout, if the
     model has any, uses ``dropout_key`` with ``train=True``.
 
+    Warm start (``warm_start=True``), the path LassoNet and glmnet walk: every member (the
+    full-data fit and each fold, still vmapped side by side) first fits the dense model (λ = 0,
+    ``dense_steps`` steps), then trains at each λ of the grid **from the smallest up**, ``steps``
+    steps per λ, starting from the previous λ's parameters and optimizer state (not reset:
+    Adam's moments keep their scale from λ to λ). The step count ``t`` above runs over the whole
+    walk, dense steps first. A member whose penalized weights are all zero at a λ at least the
+    dual norm of its data-loss gradient (zero is a fixed point of the proximal step) has
+    reached the null model and takes no step there (its ``train_loss`` is NaN). Each λ is one
+    step of :func:`jaxreg.sweep.run_steps` (two calls of one compiled program: the dense fit,
+    then the λ walk), so ``chunk_size``, checkpoints and the progress bar count λ. The default
+    grid is taken at the dense fit: λ_ref is the dual norm of the data-loss gradient at the
+    full-data dense fit with the penalized weights set to zero (the λ above which the null
+    model is a fixed point); the grid runs from λ_ref down to ``lambda_min_ratio · λ_ref`` and
+    the walk continues above λ_ref at the same spacing (at most ``lambdas`` more λ) until the
+    full-data fit has no penalized weight left, where the path ends — a network's weights can
+    outlast λ_ref (the layers after the penalized one grow along the walk), so the reported
+    grid holds between ``lambdas`` and ``2 · lambdas`` λ. Walking up from the dense fit gives
+    sparser models that fit better than walking down from the null model, and full batches
+    (``batch_size=None``) keep the feature counts monotone along λ; see the README.
+
     Like glmnet's ``cv.glmnet``, the validation loss of a fold is the mean loss over its held-out
     examples, and ``summary`` weighs folds by their size. Members whose training produced
     non-finite values (see :func:`jaxreg.sweep.run_steps`) are flagged in ``diverged``; their
@@ -603,7 +630,10 @@ def fit_path(
             glmnet's ``foldid``).
         key: PRNG key; ``init_key, fold_key, train_key = jax.random.split(key, 3)`` give the
             initial parameters ``model.init(init_key)``, the folds and the minibatches/dropout.
-        steps: optimizer steps per training.
+        steps: optimizer steps per training (with ``warm_start``, per λ).
+        warm_start: walk the grid from the dense fit, each λ warm-started from the previous
+            one, instead of training every λ from the same random start (see above).
+        dense_steps: optimizer steps of the warm start's dense fit (default ``steps``).
         batch_size: minibatch size (examples drawn with replacement from the training folds),
             or None for full batches: every step's loss is the mean over all the member's
             training examples (gradient descent; no sampling noise, the smoothest warm-started
@@ -628,7 +658,7 @@ def fit_path(
         mask: which leaves are penalized (optax convention), default
             :func:`jaxreg.masks.weights_only`.
         select: ``"1se"`` (glmnet's default advice) or ``"min"``.
-        chunk_size: steps per compiled chunk of the sweep.
+        chunk_size: steps per compiled chunk of the sweep (with ``warm_start``: λ per chunk).
         checkpoint_dir: checkpoint directory: a killed fit resumes from it.
         progress: show a progress bar.
         devices: devices to shard the sweep over (default all).
@@ -665,21 +695,22 @@ def fit_path(
     )  # fmt: skip
     sweep_options = {"chunk_size": chunk_size, "checkpoint_dir": checkpoint_dir,
                      "progress": progress, "devices": devices}  # fmt: skip
+    classification = loss == "cross_entropy"
     if warm_start:
         from jaxreg import _warm_path  # deferred: it builds on this module
 
-        grid, lambda_ref, members, result = _warm_path.train(
-            setup, lambdas, lambda_min_ratio, loss, steps, dense_steps, **sweep_options
-        )
+        grid, lambda_ref, result, validation = _warm_path.train(
+            setup, lambdas, lambda_min_ratio, loss, steps, dense_steps, classification,
+            **sweep_options,
+        )  # fmt: skip
     else:
         grid, lambda_ref = _lambda_grid(
             lambdas, setup.penalty, setup.training, setup.data, lambda_min_ratio
         )
         members, result = _train(setup, grid, loss, steps, **sweep_options)
-    classification = loss == "cross_entropy"
-    validation = _validation(
-        setup.training, classification, result.state["params"], members["fold"], setup.data
-    )
+        validation = _validation(
+            setup.training, classification, result.state["params"], members["fold"], setup.data
+        )
     cv_results = _summarize(result, validation, grid, setup.fold_ids, classification)
     path_params = jax.tree.map(lambda leaf: leaf[: grid.size], result.state["params"])
     nonzeros, norms = _path_counts(path_params, setup.selected, grid.size)

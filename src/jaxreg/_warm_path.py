@@ -186,21 +186,24 @@ def _nonfinite(metrics: dict[str, Any]) -> np.ndarray:
     return bad
 
 
-def _as_parallel(dense: sweep.SweepResult, path: sweep.SweepResult, size: int):
-    """The first ``size`` λ of the walk laid out as the parallel path's sweep: member (fold f,
-    λ_k) at row ``(f + 1)·K + k`` with λ descending. A stage after a non-finite one is
-    diverged too; the steps a stage did not take have NaN losses."""
+def _descending(dense: sweep.SweepResult, path: sweep.SweepResult):
+    """Parameters, losses and divergence of every member at every λ of the walk, stacked
+    ``[members, λ, ...]`` with λ descending. A stage after a non-finite one is diverged too;
+    the steps a stage did not take have NaN losses."""
     bad = np.logical_or.accumulate(_nonfinite(path.metrics), axis=1)
     bad |= _nonfinite(dense.metrics).any(axis=1)[:, None]
     losses, taken = np.asarray(path.metrics["loss"]), np.asarray(path.metrics["taken"])
     losses = np.where(np.arange(losses.shape[-1]) < taken[..., None], losses, np.nan)
+    params = jax.tree.map(lambda leaf: np.asarray(leaf)[:, ::-1], path.metrics["params"])
+    return params, losses[:, ::-1], bad[:, ::-1]
 
-    def flat(array):
-        array = np.asarray(array)[:, :size][:, ::-1]
-        return array.reshape(-1, *array.shape[2:])
 
-    params = jax.tree.map(flat, path.metrics["params"])
-    return sweep.SweepResult({"params": params}, flat(losses), flat(bad))
+def _kept(array: np.ndarray, size: int) -> np.ndarray:
+    """The ``size`` smallest λ of ``[members, λ descending, ...]``, flattened member-major as
+    the parallel path's sweep: member (fold f, λ_k) at row ``(f + 1)·size + k``."""
+    array = np.asarray(array)
+    array = array[:, array.shape[1] - size :]
+    return array.reshape(-1, *array.shape[2:])
 
 
 def train(
@@ -210,10 +213,11 @@ def train(
     loss: Any,
     steps: int,
     dense_steps: int,
+    classification: bool,
     **sweep_options: Any,
 ):
-    """The dense fit, the grid, then the walk: ``(grid, lambda_ref, members, result)`` with
-    ``members`` and ``result`` laid out as the parallel path's sweep."""
+    """The dense fit, the grid, the walk and its validation: ``(grid, lambda_ref, result,
+    validation)`` laid out as the parallel path's sweep and :func:`_fit_path._validation`."""
     training, penalty = setup.training, setup.penalty
     count = _fit_path._grid_count(lambdas, penalty)
     given = None
@@ -250,6 +254,16 @@ def train(
     start = {name: jax.tree.map(sweep._to_host, dense.state[name]) for name in _CARRIED}
     path = run(start, schedule, budget, walk_size, "path")
     end = _path_end(setup.data["regularizer"], path, walk, size) if walk_size > size else size
-    grid = walk[:end][::-1]
-    members = sweep.grid(fold=np.arange(-1, folds), lam=grid.astype(np.float32))
-    return grid, lambda_ref, members, _as_parallel(dense, path, end)
+    params, losses, diverged = _descending(dense, path)
+    # validated at every λ walked (one program whatever the path's end), then cut at the end
+    validation = _fit_path._validation(
+        training, classification, jax.tree.map(lambda leaf: _kept(leaf, walk_size), params),
+        np.repeat(np.arange(-1, folds), walk_size), setup.data,
+    )  # fmt: skip
+    validation = tuple(_kept(np.reshape(v, (folds + 1, walk_size)), end) for v in validation)
+    result = sweep.SweepResult(
+        {"params": jax.tree.map(lambda leaf: _kept(leaf, end), params)},
+        _kept(losses, end),
+        _kept(diverged, end),
+    )
+    return walk[:end][::-1], lambda_ref, result, validation
