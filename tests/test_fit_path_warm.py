@@ -208,7 +208,8 @@ BAD_WARM_INPUTS = {
     "dense_steps_float": (dict(warm_start=True, dense_steps=2.5), "dense_steps"),
     "batch_size": (dict(batch_size=0), "batch_size"),
     "full_batch_contractive": (
-        dict(penalty="contractive", lambdas=[1.0], batch_size=None), "batch_size"
+        dict(penalty="contractive", lambdas=[1.0], batch_size=None),
+        "batch_size",
     ),
 }
 

@@ -27,7 +27,7 @@ import optax
 from jaxreg import _checks, _path_penalties, _tree, cv, masks, sweep, transforms
 from jaxreg._path_penalties import PathOptions, PathPenalty
 from jaxreg.models import Model
-from jaxreg.regularizers import GroupLasso, Regularizer
+from jaxreg.regularizers import GroupLasso, HierarchicalLasso, Regularizer
 
 PyTree = Any
 
@@ -64,8 +64,9 @@ class FitPathResult(NamedTuple):
             pass it as ``folds`` to another fit to compare models on the same folds.
         active_groups: active groups of the full-data fit at each λ ``[K]``: groups with a
             nonzero weight for the group lasso (input features with ``group_axis=0`` of the
-            first layer's ``W``, units, heads), nonzero penalized weights (``nonzeros``) for
-            every other penalty.
+            first layer's ``W``, units, heads), input features with a nonzero skip row for the
+            hierarchical lasso, nonzero penalized weights (``nonzeros``) for every other
+            penalty.
     """
 
     lambdas: np.ndarray
@@ -150,23 +151,9 @@ def _configuration_digest(*parts: Any) -> int:
     return int.from_bytes(hasher.digest()[:4], "little") >> 1
 
 
-def _path_name(path: tuple[Any, ...]) -> str:
-    """``layers[0]['w']`` reads ``0.w``; ``['blocks'][0]['attention']['query']`` reads
-    ``blocks.0.attention.query``."""
-    parts = []
-    for entry in path:
-        for field in ("key", "idx", "name"):
-            if hasattr(entry, field):
-                parts.append(str(getattr(entry, field)))
-                break
-        else:
-            parts.append(str(entry))
-    return ".".join(parts)
-
-
 def _leaf_labels(params: PyTree, selected: list[bool]) -> list[str]:
-    paths = jax.tree_util.tree_flatten_with_path(params)[0]
-    return [_path_name(path) for (path, _), keep in zip(paths, selected, strict=True) if keep]
+    names = _tree.leaf_names(params)
+    return [name for name, keep in zip(names, selected, strict=True) if keep]
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,10 +399,14 @@ def _path_counts(path_params: PyTree, selected: list[bool], size: int):
 
 def _active_groups(regularizer: Any, path_params: PyTree, nonzeros: np.ndarray) -> np.ndarray:
     """Groups with a nonzero weight at each λ ``[K]`` for the group lasso (a joint group counts
-    once), ``nonzeros`` for every other penalty. In numpy: the path's length never compiles."""
+    once), features with a nonzero skip row for the hierarchical lasso, ``nonzeros`` for every
+    other penalty. In numpy: the path's length never compiles."""
+    leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(path_params)]
+    if isinstance(regularizer, HierarchicalLasso):  # features: nonzero skip rows
+        skip = leaves[_tree.leaf_names(path_params).index(regularizer.skip)]
+        return np.sum(np.any(skip != 0, axis=2), axis=1)
     if not isinstance(regularizer, GroupLasso):
         return nonzeros
-    leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(path_params)]
     first = jax.tree.map(lambda leaf: leaf[0], path_params)  # the mask sees one model
     axes = _tree.per_leaf(regularizer.group_axis, first, "group_axis")
     selected = regularizer.selection(first)

@@ -141,7 +141,7 @@ def for_regularizer(regularizer: Regularizer, options: PathOptions) -> PathPenal
             raise TypeError(
                 f"{name}={given!r} contradicts penalty={regularizer!r}: set it on the object only"
             )
-    if regularizer.mask is None:
+    if "mask" in regularizer.static and regularizer.mask is None:
         regularizer = regularizer.replace(mask=options.mask)
     smooth = isinstance(regularizer, L2)
     return PathPenalty(

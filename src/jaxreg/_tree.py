@@ -174,3 +174,22 @@ def safe_sqrt(x: jax.Array) -> jax.Array:
 def safe_norm(x: jax.Array, axis: Any = None, keepdims: bool = False) -> jax.Array:
     """Euclidean norm that is safe (finite value and gradient) at exactly zero."""
     return safe_sqrt(jnp.sum(jnp.square(x), axis=axis, keepdims=keepdims))
+
+
+def path_name(path: tuple[Any, ...]) -> str:
+    """A leaf's key path as a dotted name: ``layers[0]['w']`` reads ``0.w``;
+    ``['blocks'][0]['attention']['query']`` reads ``blocks.0.attention.query``."""
+    parts = []
+    for entry in path:
+        for field in ("key", "idx", "name"):
+            if hasattr(entry, field):
+                parts.append(str(getattr(entry, field)))
+                break
+        else:
+            parts.append(str(entry))
+    return ".".join(parts)
+
+
+def leaf_names(tree: PyTree) -> list[str]:
+    """The dotted name (:func:`path_name`) of every leaf, in ``jax.tree.leaves`` order."""
+    return [path_name(path) for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]

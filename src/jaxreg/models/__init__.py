@@ -17,6 +17,7 @@ from jaxreg.models._adapters import from_equinox, from_flax, from_nnx
 from jaxreg.models._attention import dot_product_attention, head_groups, multi_head_attention
 from jaxreg.models._core import Model, dropout
 from jaxreg.models._mlp import mlp
+from jaxreg.models._skip import skip_mlp
 from jaxreg.models._transformer import transformer_classifier
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "head_groups",
     "mlp",
     "multi_head_attention",
+    "skip_mlp",
     "transformer_classifier",
 ]

@@ -31,6 +31,16 @@ Array([0. , 2.5, 5. ], dtype=float32)
 from jaxreg.regularizers._base import Regularizer
 from jaxreg.regularizers._elementwise import L1, L2, ElasticNet
 from jaxreg.regularizers._group import GroupLasso
+from jaxreg.regularizers._hierarchy import HierarchicalLasso
 from jaxreg.regularizers._sets import Box, MaxNorm
 
-__all__ = ["Box", "ElasticNet", "GroupLasso", "L1", "L2", "MaxNorm", "Regularizer"]
+__all__ = [
+    "Box",
+    "ElasticNet",
+    "GroupLasso",
+    "HierarchicalLasso",
+    "L1",
+    "L2",
+    "MaxNorm",
+    "Regularizer",
+]
