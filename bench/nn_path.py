@@ -13,6 +13,9 @@ input feature).
 - jaxreg, warm-started path: the same call with ``warm_start=True`` and the settings in
   ``WARM`` below (a dense fit, then the λ grid walked from small to large, each λ started from
   the previous solution).
+- jaxreg, warm-started path with LassoNet's hierarchy: ``jaxreg.models.skip_mlp`` (the same MLP
+  plus a linear skip layer) and ``HierarchicalLasso(1.0, multiplier=10)`` instead of the group
+  lasso, the ``WARM`` settings otherwise: LassoNet's penalty on jaxreg's path.
 - LassoNet: ``LassoNetClassifierCV(hidden_dims=(32,), cv=<the same folds>)`` with its defaults
   (hierarchical prox with M = 10, path multiplier 1.02, dense fit by Adam, path by SGD with
   momentum, full batches, early stopping) for the CV choice and its wall time; and
@@ -58,7 +61,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import _common  # noqa: E402
 import jaxreg  # noqa: E402
-from jaxreg.regularizers import GroupLasso  # noqa: E402
+from jaxreg.regularizers import GroupLasso, HierarchicalLasso  # noqa: E402
 
 SEED = 0
 WIDTH = 32
@@ -68,12 +71,13 @@ PARALLEL = {"steps": 3000, "batch_size": 128, "learning_rate": 0.1}
 WARM = {
     "warm_start": True,
     "lambdas": 100,
-    "lambda_min_ratio": 1e-2,
+    "lambda_min_ratio": 0.05,
     "dense_steps": 1000,
     "steps": 50,
     "batch_size": None,
     "learning_rate": 0.03,
 }
+METHODS = ("jaxreg parallel", "jaxreg warm", "jaxreg warm + hierarchy", "LassoNet")
 FEATURE_LIMITS = (1, 2, 3, 5, 10, 15, 20, 30, 40, 50, 64)
 
 
@@ -123,16 +127,19 @@ def path_summary(features: np.ndarray, accuracy: np.ndarray, chosen: int, walk_u
     }
 
 
-def run_jaxreg(split: Split, settings: dict[str, Any]) -> dict[str, Any]:
+def run_jaxreg(split: Split, settings: dict[str, Any], hierarchy: bool = False) -> dict[str, Any]:
     X, y = split["X_train"], split["y_train"]
-    classes = int(y.max()) + 1
-    model = jaxreg.models.mlp([X.shape[1], WIDTH, classes])
-    first_w = [{"w": True, "b": False}, {"w": False, "b": False}]
+    sizes = [X.shape[1], WIDTH, int(y.max()) + 1]
+    if hierarchy:
+        model, penalty = jaxreg.models.skip_mlp(sizes), HierarchicalLasso(1.0, multiplier=10.0)
+    else:
+        first_w = [{"w": True, "b": False}, {"w": False, "b": False}]
+        model, penalty = jaxreg.models.mlp(sizes), GroupLasso(1.0, group_axis=0, mask=first_w)
 
     def fit():
         return jaxreg.fit_path(
-            model, X, y, penalty=GroupLasso(1.0, group_axis=0, mask=first_w),
-            folds=split["fold_ids"], key=jax.random.key(SEED), **settings,
+            model, X, y, penalty=penalty, folds=split["fold_ids"], key=jax.random.key(SEED),
+            **settings,
         )  # fmt: skip
 
     first = _common.first_call_seconds(fit)
@@ -193,7 +200,7 @@ def _fmt_wall(result: dict[str, Any]) -> str:
 
 
 def print_table(name: str, results: dict[str, dict[str, Any]]) -> None:
-    methods = [m for m in ("jaxreg parallel", "jaxreg warm", "LassoNet") if results.get(m)]
+    methods = [m for m in METHODS if results.get(m)]
     print(f"\n{name}\n| | " + " | ".join(methods) + " |\n|---|" + "---|" * len(methods))
 
     def row(label: str, cell) -> None:
@@ -207,14 +214,14 @@ def print_table(name: str, results: dict[str, dict[str, Any]]) -> None:
         lambda r: f"{len(r['features'])} / {r['fewest_features']}")  # fmt: skip
     row("feature count up as λ grows", lambda r: str(r["wrong_way"]))
     lassonet = results.get("LassoNet")
-    for method in ("jaxreg parallel", "jaxreg warm"):
+    for method in METHODS[:-1]:
         if lassonet and results.get(method):
             print(f"wall time {method} / LassoNet CV: "
                   f"{results[method]['wall_s'] / lassonet['wall_s']:.3f}")  # fmt: skip
     print("\nbest test accuracy with ≤ k features (k: " + ", ".join(map(str, FEATURE_LIMITS)) + ")")
     for method in methods:
         cells = [_fmt_best(results[method]["best"][k]).split(" @")[0] for k in FEATURE_LIMITS]
-        print(f"  {method:16s} " + " ".join(f"{c:>5s}" for c in cells))
+        print(f"  {method:24s} " + " ".join(f"{c:>5s}" for c in cells))
 
 
 def main() -> None:
@@ -231,6 +238,7 @@ def main() -> None:
         results = {
             "jaxreg parallel": run_jaxreg(split, PARALLEL),
             "jaxreg warm": run_jaxreg(split, WARM),
+            "jaxreg warm + hierarchy": run_jaxreg(split, WARM, hierarchy=True),
             "LassoNet": None if args.skip_lassonet else run_lassonet(split),
         }
         print_table(name, results)

@@ -220,3 +220,19 @@ def test_bad_input_is_an_error_naming_the_argument(case, digits):
     kwargs = dict(penalty="l1", lambdas=2, folds=2, steps=2) | change
     with pytest.raises((ValueError, TypeError), match=name):
         jaxreg.fit_path(jaxreg.models.mlp([64, 10]), *digits, key=KEY, **kwargs)
+
+
+def test_checkpoints_resume_the_walk_and_refuse_another(digits, tmp_path):
+    X, y = digits[0][:40], digits[1][:40]
+    model = jaxreg.models.mlp([64, 10])
+    settings = dict(penalty="l1", lambdas=[0.05, 0.01], folds=2, key=KEY, steps=3,
+                    dense_steps=4, batch_size=8, warm_start=True, chunk_size=1)  # fmt: skip
+    first = jaxreg.fit_path(model, X, y, checkpoint_dir=tmp_path, **settings)
+    assert {p.name for p in tmp_path.iterdir()} == {"dense", "path"}
+    again = jaxreg.fit_path(model, X, y, checkpoint_dir=tmp_path, **settings)  # read back
+    jax.tree.map(np.testing.assert_array_equal, again.path_params, first.path_params)
+    np.testing.assert_array_equal(again.train_loss, first.train_loss)
+    other = X.copy()
+    other[0, 0] += 1.0
+    with pytest.raises(ValueError, match="checkpoint"):
+        jaxreg.fit_path(model, other, y, checkpoint_dir=tmp_path, **settings)

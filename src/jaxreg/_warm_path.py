@@ -71,26 +71,15 @@ class _Walk(NamedTuple):
             done = self.at_null_model(state["params"], point["lam"], hparams["fold"], data)
             budget = jnp.where(done, 0, budget)
 
-        regularizer = self.training.penalty_at(data["regularizer"], point["lam"])
-
         def body(carry):
-            inner, taken, losses, best, since = carry
-            objective_params = inner["params"]
+            inner, taken, losses = carry
             inner, loss = self.training.step(inner, point, data)
-            objective = loss + (0 if regularizer is None else regularizer.value(objective_params))
-            improved = objective < best - (SETTLE_TOL or 0.0) * jnp.abs(best)
-            best = jnp.where(improved, objective, best)
-            since = jnp.where(improved, 0, since + 1)
-            losses = losses.at[taken].set(loss.astype(losses.dtype))
-            return inner, taken + 1, losses, best, since
-
-        def cond(carry):
-            going = carry[1] < budget
-            return going if SETTLE_TOL is None else going & (carry[4] < SETTLE_PATIENCE)
+            return inner, taken + 1, losses.at[taken].set(loss.astype(losses.dtype))
 
         losses = jnp.zeros(self.steps, jnp.float32)
-        carry = (state, jnp.int32(0), losses, jnp.float32(jnp.inf), jnp.int32(0))
-        state, taken, losses, _, _ = jax.lax.while_loop(cond, body, carry)
+        state, taken, losses = jax.lax.while_loop(
+            lambda carry: carry[1] < budget, body, (state, jnp.int32(0), losses)
+        )
         metrics = {"loss": losses, "taken": taken, "params": state["params"]}
         return {**state, "stage": index + 1}, metrics
 
@@ -277,7 +266,3 @@ def train(
         _kept(diverged, end),
     )
     return walk[:end][::-1], lambda_ref, result, validation
-
-
-SETTLE_TOL = None
-SETTLE_PATIENCE = 10
