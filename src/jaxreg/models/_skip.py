@@ -30,12 +30,13 @@ def skip_mlp(
     ``return_activations``).
 
     Args:
-        sizes: layer widths, input first, at least two entries.
-        activation: elementwise nonlinearity of the hidden layers.
-        dropout_rate: default drop probability in [0, 1) of the hidden activations.
+        sizes: the widths of :func:`jaxreg.models.mlp` (inputs first, outputs last); the skip
+            layer maps ``sizes[0]`` inputs to ``sizes[-1]`` outputs.
+        activation: the hidden activation, as in :func:`jaxreg.models.mlp`.
+        dropout_rate: the hidden layers' default dropout, as in :func:`jaxreg.models.mlp`.
 
     Returns:
-        A :class:`Model`.
+        A :class:`Model` whose params are ``{"mlp": ..., "skip": ...}``.
 
     Example:
         >>> import jax, jax.numpy as jnp
