@@ -8,15 +8,14 @@ import signal
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 
 import _sweep_worker as worker
-from jaxreg import sweep
+from jaxreg import _checkpoint
 
 WORKER = pathlib.Path(worker.__file__)
-CHECKPOINT = sweep._CHECKPOINT_NAME
+CHECKPOINT = _checkpoint.NAME
 
 
 def run_worker(*args: str) -> subprocess.CompletedProcess:
@@ -60,17 +59,8 @@ def test_killed_and_restarted_sweep_is_bit_identical(tmp_path):
         np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
 
 
-def small_sweep(checkpoint_dir, *, shift=0.0, num_steps=worker.NUM_STEPS, key=0):
-    return sweep.run_steps(
-        worker.init,
-        worker.step,
-        worker.make_grid(shift),
-        num_steps=num_steps,
-        chunk_size=worker.CHUNK_SIZE,
-        key=jax.random.key(key),
-        checkpoint_dir=checkpoint_dir,
-        progress=False,
-    )
+def small_sweep(checkpoint_dir, *, shift=0.0, **options):
+    return worker.sweep_steps(worker.make_grid(shift), checkpoint_dir=checkpoint_dir, **options)
 
 
 @pytest.fixture(scope="module")
