@@ -91,15 +91,16 @@ def flatten_result(result) -> dict[str, np.ndarray]:
     }
 
 
-def fit(devices=None):
-    """A tiny ``fit_path``: 2 λ × (2 folds + all data) = 6 members."""
+def fit(devices=None, **options):
+    """A tiny ``fit_path``: 2 λ × (2 folds + all data) = 6 members (``options``: more
+    arguments of fit_path)."""
     import jaxreg
 
     rows = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
     labels = (rows[:, 0] + rows[:, 1] > 0).astype(np.int32)
     return jaxreg.fit_path(
         jaxreg.models.mlp([3, 4, 2]), rows, labels, lambdas=[0.1, 0.01], folds=2, steps=6,
-        batch_size=8, chunk_size=3, key=jax.random.key(0), devices=devices,
+        batch_size=8, chunk_size=3, key=jax.random.key(0), devices=devices, **options,
     )  # fmt: skip
 
 
