@@ -128,9 +128,11 @@ def _run(args) -> dict[str, np.ndarray]:
     grid = make_grid(args.shift)
     trained = sweep.run(train, grid, key=jax.random.key(0))
     seeded = sweep.run(train, grid, key=jax.random.key(0), seeds=2)
+    batched = sweep.run(train, grid, key=jax.random.key(0), grid_batch_size=4)  # 2 batches
     steps = sweep_steps(grid, checkpoint_dir=args.checkpoint_dir)
     results = {
         "run": sweep.to_host(trained),
+        "batched": sweep.to_host(batched),
         "seeded": sweep.to_host(seeded),
         "run_devices": _devices_holding(trained),
         "steps_devices": _devices_holding(steps.state["w"]),
