@@ -15,7 +15,8 @@ forward + backward matmuls) against two ceilings measured in the same run: the m
 matmul rate (one 1024² product) and — the realistic one — the *batched-matmul limit at the
 members' own shapes*: the same stacked products [members, batch, in] × [members, in, out] (the
 forward and both backward products of every layer, scanned over the steps, sharded over the
-devices with the sweep's member count per device) with nothing else in between; then the
+devices with the sweep's member count per device) with nothing else in between, and as a
+profile the same sweep with plain SGD instead of Adam; then the
 trace/compile count, K = 1024 λ run with ``grid_batch_size`` (bounded memory), and the same
 K = 32 sweep in fresh processes: 2 processes × 1 device (``jax.distributed`` on 127.0.0.1) vs
 1 process × 2 devices.
@@ -91,9 +92,9 @@ def mlp(params, x):
     return x @ params[-1]["w"] + params[-1]["b"]
 
 
-def make_training(X: np.ndarray, y: np.ndarray):
+def make_training(X: np.ndarray, y: np.ndarray, optimizer: Any = None):
     X, y = jnp.asarray(X), jnp.asarray(y)
-    optimizer = optax.adam(LEARNING_RATE)
+    optimizer = optax.adam(LEARNING_RATE) if optimizer is None else optimizer
 
     def loss_fn(params, lam, xb, yb):
         logits = mlp(params, xb)
@@ -302,6 +303,12 @@ def main() -> None:
 
     train_jit = jax.jit(train)
 
+    # the profile of the sweep beyond its matmuls: the same sweep with plain SGD (no Adam moments)
+    train_sgd = make_training(X, y, optax.sgd(LEARNING_RATE))[0]
+
+    def run_sweep_sgd():
+        return sweep.run(train_sgd, grid, key=key)
+
     def run_sweep():
         return sweep.run(counted_train, grid, key=key)
 
@@ -326,6 +333,7 @@ def main() -> None:
     limit = matmul_limit(len(lambdas))
     first = {
         "matmul_limit": first_call_seconds(limit),
+        "sweep_sgd": first_call_seconds(run_sweep_sgd),
         "sweep": first_call_seconds(run_sweep),
         "loop_of_trainings": first_call_seconds(loop_of_trainings),
         "per_step_loop": first_call_seconds(per_step_loop),
@@ -334,6 +342,7 @@ def main() -> None:
     medians, cpu_medians = wall_and_cpu_medians(
         {
             "matmul_limit": limit,
+            "sweep_sgd": run_sweep_sgd,
             "sweep": run_sweep,
             "loop_of_trainings": loop_of_trainings,
             "per_step_loop": per_step_loop,
@@ -394,6 +403,11 @@ def main() -> None:
         f"  sweep: {100 * sweep_gflops / limit_gflops:.0f} % of the batched-matmul limit at its "
         f"shapes ({limit_gflops:.1f} GFLOP/s: the same stacked products, "
         f"[{per_device}, {BATCH}, in] × [{per_device}, in, out] per device, alone; target ≥ 90 %)"
+    )
+    sgd_share = medians["matmul_limit"] / medians["sweep_sgd"]
+    print(
+        f"  profile: the same sweep with plain SGD instead of Adam (no moment updates) runs at "
+        f"{100 * sgd_share:.0f} % of that limit"
     )
     print(
         f"  per CPU-second: sweep {per_cpu['sweep']:.1f}, loop of runs "
@@ -466,6 +480,7 @@ def main() -> None:
             "loop_of_trainings_gflops": loop_gflops,
             "batched_matmul_limit_gflops": limit_gflops,
             "sweep_share_of_batched_matmul_limit": sweep_gflops / limit_gflops,
+            "sgd_sweep_share_of_batched_matmul_limit": sgd_share,
             "processes": processes,
             "traces_first_sweep": traces_after_first,
             "traces_total_k32": traces["count"] - big_traces,
