@@ -100,7 +100,8 @@ CheckpointMismatchError.__module__ = __name__
 
 
 class SweepResult(NamedTuple):
-    """What :func:`run_steps` returns.
+    """What :func:`run_steps` returns: arrays on the devices (over several processes, global
+    arrays: :func:`to_host` gives their values on every process).
 
     Attributes:
       state: the final state of every member, stacked ``[K, ...]`` (``[K, S, ...]`` with seeds).
