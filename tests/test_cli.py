@@ -165,6 +165,19 @@ def test_refused_resume_says_why_from_the_typed_error(error, says):
     assert message.endswith("; to start afresh: jaxreg sweep --out o --lr 0.5")
 
 
+def test_the_checkpoint_remembers_the_flags_that_decide_the_results():
+    def flags(*argv):
+        return cli._result_flags(cli.build_parser().parse_args(["sweep", *argv]))
+
+    base = flags()
+    for run_only in (["--out", "x"], ["--devices", "1"], ["--no-progress"], ["--no-cache"],
+                     ["--keep-checkpoint"], ["--heartbeat-timeout", "5"]):  # fmt: skip
+        assert flags(*run_only) == base, run_only
+    for name, value in (("--lr", "0.5"), ("--seed", "1"), ("--steps", "9"), ("--data", "x.csv")):
+        changed = flags(name, value)
+        assert [flag for flag in base if changed[flag] != base[flag]] == [name]
+
+
 def test_process_flags_reach_jax_distributed(monkeypatch):
     import jax
 

@@ -129,6 +129,7 @@ def test_bad_fingerprint_is_an_error_naming_it(fingerprint, error, says):
         small_sweep(None, fingerprint=fingerprint)
 
 
+@pytest.mark.slow  # fit_path compiles its sweep: ~5-15 s on 2 cores
 def test_fit_path_names_the_setting_that_changed(tmp_path):
     worker.fit(checkpoint_dir=tmp_path, fingerprint={"--lr": "0.1"})
     with pytest.raises(sweep.CheckpointMismatchError) as error:

@@ -32,13 +32,13 @@ MODELS = ("mlp", "attention", "linear")
 TASKS = ("classification", "regression")
 # Compilations shorter than this are not worth a cache entry (JAX's default is 1 s).
 CACHE_MIN_COMPILE_SECONDS = 0.2
-# The flags that decide what a sweep computes: its checkpoint remembers them, so that a refused
-# --resume names the flag that changed.
-RESULT_FLAGS = (
-    "model", "penalty", "lambdas", "folds", "steps", "batch_size", "lr", "seed", "data", "target",
-    "task", "header",
-)  # fmt: skip
 PROCESS_FLAGS = ("coordinator", "num_processes", "process_id")
+# Flags that do not change what a sweep computes. Every other flag is part of its checkpoint's
+# fingerprint, so that a refused --resume names the flag that changed.
+RUN_ONLY_FLAGS = (
+    "command", "out", "resume", "keep_checkpoint", "devices", "no_progress", "no_cache",
+    "distributed", "heartbeat_timeout", *PROCESS_FLAGS,
+)  # fmt: skip
 
 
 def _penalties() -> dict[str, Any]:
@@ -463,7 +463,7 @@ def _run_network(args, data, penalty: Any, devices) -> dict[str, Any]:
         checkpoint_dir=str(pathlib.Path(args.out) / "checkpoint"),
         progress=not args.no_progress,
         devices=devices,
-        fingerprint={f"--{flag.replace('_', '-')}": getattr(args, flag) for flag in RESULT_FLAGS},
+        fingerprint=_result_flags(args),
         **options,
     )
     mask = options.get("mask", jaxreg.masks.weights_only(fit.params))
@@ -482,6 +482,15 @@ def _run_network(args, data, penalty: Any, devices) -> dict[str, Any]:
         "lambda_ref": fit.lambda_ref,
         "diverged": int(np.sum(fit.diverged)),
         "loss_name": fit.loss_name if classification else "½ squared error, standardized y",
+    }
+
+
+def _result_flags(args) -> dict[str, Any]:
+    """The flags that decide the results, by name (``--lr``): the checkpoint's fingerprint."""
+    return {
+        f"--{name.replace('_', '-')}": value
+        for name, value in vars(args).items()
+        if name not in RUN_ONLY_FLAGS
     }
 
 

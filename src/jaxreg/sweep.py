@@ -447,15 +447,10 @@ def _run_chunk(
     return _shard_members(members(state, diverged, hparams, start, num_steps, data), mesh)
 
 
+# run_steps's own fingerprint parts (see _fingerprint); callers name theirs otherwise
 _SWEEP_PARTS = (
-    "grid",
-    "num_steps",
-    "chunk_size",
-    "seeds",
-    "key",
-    "state/metrics structure",
-    "data",
-)
+    "grid", "num_steps", "chunk_size", "seeds", "key", "state/metrics structure", "data",
+)  # fmt: skip
 
 
 def _user_parts(fingerprint: Mapping[str, Any] | None) -> dict[str, str]:
@@ -488,30 +483,30 @@ def _leaf_spec(leaf: Any, member_ndim: int) -> str:
 
 def _fingerprint(
     columns: dict[str, np.ndarray],
-    counts: tuple[int, int, int | None],
+    num_steps: int,
+    chunk_size: int,
+    seeds: int | None,
     key: jax.Array,
     shapes: tuple[PyTree, PyTree],
     member_ndim: int,
     data: PyTree,
 ) -> dict[str, str]:
-    """What a checkpoint must match to be resumed, one digest per part (for the error).
-
-    ``counts`` is ``(num_steps, chunk_size, seeds)`` and ``shapes`` the state's and metrics'.
-    """
+    """What a checkpoint must match to be resumed, one digest per part (for the error);
+    ``shapes`` are the state's and the metrics'."""
     structures = [
         (str(jax.tree.structure(tree)), [_leaf_spec(leaf, member_ndim) for leaf in leaves])
         for tree in shapes
         for leaves in [jax.tree.leaves(tree)]
     ]
     impl = str(jax.random.key_impl(key)) if _is_key(key) else "raw"
-    parts = dict(zip(("num_steps", "chunk_size", "seeds"), map(str, counts), strict=True))
-    parts.update(
-        {
-            "grid": _checkpoint.digest(columns),
-            "key": _checkpoint.digest([impl, to_host(key)]),
-            "state/metrics structure": _checkpoint.digest(structures),
-        }
-    )
+    parts = {
+        "grid": _checkpoint.digest(columns),
+        "num_steps": str(num_steps),
+        "chunk_size": str(chunk_size),
+        "seeds": str(seeds),
+        "key": _checkpoint.digest([impl, to_host(key)]),
+        "state/metrics structure": _checkpoint.digest(structures),
+    }
     if data is not None:
         parts["data"] = _checkpoint.digest(to_host(data))
     return parts
@@ -723,7 +718,8 @@ def run_steps(
     state, diverged = _init_members(
         init_fn, hparams, _put_replicated(key, mesh), shared, seeds=seeds, mesh=mesh
     )
-    _, _, metric_shapes = jax.eval_shape(chunk, state, diverged, hparams, limit, limit, shared)
+    start = np.int32(0)
+    _, _, metric_shapes = jax.eval_shape(chunk, state, diverged, hparams, start, limit, shared)
     metrics = jax.tree.map(
         lambda m: np.zeros(
             (size,) + m.shape[1:member_ndim] + (num_steps,) + m.shape[member_ndim + 1 :], m.dtype
@@ -731,9 +727,10 @@ def run_steps(
         metric_shapes,
     )
     metric_leaves, metric_def = jax.tree.flatten(metrics)
-    counts = (num_steps, chunk_size, seeds)
-    shapes = (state, metric_shapes)
-    fingerprint = {**_fingerprint(columns, counts, key, shapes, member_ndim, data), **user_parts}
+    fingerprint = _fingerprint(
+        columns, num_steps, chunk_size, seeds, key, (state, metric_shapes), member_ndim, data
+    )
+    fingerprint.update(user_parts)
     path, saved, steps_done = _open_checkpoint(checkpoint_dir, fingerprint)
     if saved is not None:
         state, diverged = _resume(
