@@ -11,39 +11,49 @@ core, chosen below before any JAX operation), runs interleaved, medians quoted:
       extrapolated to 32, as printed).
 
 Also: the sweep's achieved GFLOP/s (≈ 6·batch·Σ in·out flops per step per member for the
-forward + backward matmuls) against the machine's float32 matmul rate measured in the same run,
-the trace/compile count, and K = 1024 λ run with ``grid_batch_size`` (bounded memory).
+forward + backward matmuls) against two ceilings measured in the same run: the machine's float32
+matmul rate (one 1024² product) and — the realistic one — the *batched-matmul limit at the
+members' own shapes*: the same stacked products [members, batch, in] × [members, in, out] (the
+forward and both backward products of every layer, scanned over the steps, sharded over the
+devices with the sweep's member count per device) with nothing else in between, and as a
+profile the same sweep with plain SGD instead of Adam; then the
+trace/compile count, K = 1024 λ run with ``grid_batch_size`` (bounded memory), and the same
+K = 32 sweep in fresh processes: 2 processes × 1 device (``jax.distributed`` on 127.0.0.1) vs
+1 process × 2 devices.
 
 Run: ``python bench/sweep.py`` (``--quick`` for a smoke run).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-# One host device per core this process may use, set before any JAX operation.
-CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-jax.config.update("jax_num_cpu_devices", CORES)
-
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-
-from _common import (  # noqa: E402
+from _common import (
     block,
     first_call_seconds,
     matmul_gflops,
     write_json,
 )
-from jaxreg import sweep  # noqa: E402
+from jaxreg import sweep
+
+# One host device per core this process may use (set in main, before any JAX operation).
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 SIZES = (64, 128, 128, 10)
 BATCH = 128
@@ -82,9 +92,9 @@ def mlp(params, x):
     return x @ params[-1]["w"] + params[-1]["b"]
 
 
-def make_training(X: np.ndarray, y: np.ndarray):
+def make_training(X: np.ndarray, y: np.ndarray, optimizer: Any = None):
     X, y = jnp.asarray(X), jnp.asarray(y)
-    optimizer = optax.adam(LEARNING_RATE)
+    optimizer = optax.adam(LEARNING_RATE) if optimizer is None else optimizer
 
     def loss_fn(params, lam, xb, yb):
         logits = mlp(params, xb)
@@ -154,11 +164,129 @@ def matmul_gflops_per_cpu_second(n: int = 1024, repeats: int = 10) -> float:
     return 2 * n**3 * repeats / (time.process_time() - cpu) / 1e9
 
 
+def matmul_limit(members: int) -> Callable[[], Any]:
+    """The sweep's matmuls alone: for every member and step, the forward product of each layer
+    and its two backward products (inputs and weights), as stacked batched products
+    [members, batch, in] × [members, in, out], scanned over the steps and sharded over the
+    devices like the sweep; its flops are exactly ``flops_per_member() · members``."""
+    mesh = sweep._mesh(None)
+    sharding = NamedSharding(mesh, P(sweep._AXIS))
+    keys = jax.random.split(jax.random.key(1), len(SIZES))
+    weights = [
+        jax.device_put(jax.random.normal(k, (members, a, b)) * np.sqrt(1.0 / a), sharding)
+        for k, a, b in zip(keys[1:], SIZES[:-1], SIZES[1:], strict=True)
+    ]
+    inputs = jax.device_put(jax.random.normal(keys[0], (members, BATCH, SIZES[0])), sharding)
+
+    def step(carry, _):
+        weights, x = carry
+        activations = [x]
+        for w in weights:
+            activations.append(activations[-1] @ w)
+        grad, updated = activations[-1], []
+        for w, a in zip(weights[::-1], activations[-2::-1], strict=True):
+            updated.append(w - 1e-6 * (jnp.swapaxes(a, 1, 2) @ grad))
+            grad = grad @ jnp.swapaxes(w, 1, 2)
+        return (updated[::-1], x - 1e-6 * grad), None  # every product feeds the next step
+
+    products = jax.jit(lambda w, x: jax.lax.scan(step, (w, x), length=STEPS)[0])
+    return lambda: products(weights, inputs)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def processes_worker(args) -> None:
+    """One process of the processes comparison: time the K = 32 sweep, print one JSON line."""
+    if args.coordinator:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    from jax.experimental import multihost_utils
+
+    X, y = load_digits()
+    grid = sweep.grid(lam=np.logspace(-5, -1, 32).astype(np.float32))
+    train = make_training(X, y)[0]
+    run = lambda: sweep.run(train, grid, key=jax.random.key(0))  # noqa: E731
+    first = first_call_seconds(run)
+    times = []
+    for _ in range(args.repeats):
+        multihost_utils.sync_global_devices("bench repeat")  # every process starts together
+        start = time.perf_counter()
+        block(run())
+        times.append(time.perf_counter() - start)
+    result = {
+        "median_seconds": statistics.median(times),
+        "first_call_seconds": first,
+        "final_loss": sweep.to_host(run()["final_loss"]).tolist(),
+    }
+    if jax.process_index() == 0:
+        print("RESULT " + json.dumps(result))
+
+
+def launch(flag_sets: list[list[str]], repeats: int) -> dict[str, Any]:
+    """Fresh processes of this script as workers; process 0's result."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env.pop("XLA_FLAGS", None)
+    command = [sys.executable, __file__, "--repeats", str(repeats), "--worker"]
+    workers = [
+        subprocess.Popen([*command, *flags], stdout=subprocess.PIPE, text=True, env=env)
+        for flags in flag_sets
+    ]
+    try:
+        outputs = [worker.communicate(timeout=1800)[0] for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+    if any(worker.returncode for worker in workers):
+        raise RuntimeError(f"a benchmark worker failed: {[w.returncode for w in workers]}")
+    line = next(line for line in outputs[0].splitlines() if line.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def processes_figure(repeats: int) -> dict[str, Any]:
+    """The same K = 32 sweep on 2 devices: in one process, and in 2 processes of 1 device."""
+    one = launch([["--devices", "2"]], repeats)
+    address = f"127.0.0.1:{free_port()}"
+    two = launch(
+        [["--devices", "1", "--coordinator", address, "--num-processes", "2",
+          "--process-id", str(i)] for i in range(2)],
+        repeats,
+    )  # fmt: skip
+    difference = float(np.max(np.abs(np.subtract(one["final_loss"], two["final_loss"]))))
+    ratio = two["median_seconds"] / one["median_seconds"]
+    print(
+        f"\nK = 32 on 2 devices, fresh processes: 1 process × 2 devices "
+        f"{one['median_seconds']:.3f} s, 2 processes × 1 device {two['median_seconds']:.3f} s "
+        f"({ratio:.2f}× the time; first calls {one['first_call_seconds']:.1f} s and "
+        f"{two['first_call_seconds']:.1f} s); max |final loss difference| = {difference:.1e}"
+    )
+    return {
+        "one_process_two_devices": one["median_seconds"],
+        "two_processes_one_device": two["median_seconds"],
+        "first_call_seconds": [one["first_call_seconds"], two["first_call_seconds"]],
+        "time_ratio_two_processes_over_one": ratio,
+        "max_final_loss_difference": difference,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller K=1024 run")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--devices", type=int, default=CORES, help=argparse.SUPPRESS)
+    parser.add_argument("--coordinator", help=argparse.SUPPRESS)
+    parser.add_argument("--num-processes", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--process-id", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    jax.config.update("jax_num_cpu_devices", args.devices)  # before any JAX operation
+    if args.worker:
+        processes_worker(args)
+        return
     repeats = 1 if args.quick else args.repeats
 
     X, y = load_digits()
@@ -174,6 +302,12 @@ def main() -> None:
         return train(hp, key)
 
     train_jit = jax.jit(train)
+
+    # the profile of the sweep beyond its matmuls: the same sweep with plain SGD (no Adam moments)
+    train_sgd = make_training(X, y, optax.sgd(LEARNING_RATE))[0]
+
+    def run_sweep_sgd():
+        return sweep.run(train_sgd, grid, key=key)
 
     def run_sweep():
         return sweep.run(counted_train, grid, key=key)
@@ -196,7 +330,10 @@ def main() -> None:
     rate_before = matmul_gflops()
     print(f"devices: {jax.devices()}  ({CORES} cores)")
 
+    limit = matmul_limit(len(lambdas))
     first = {
+        "matmul_limit": first_call_seconds(limit),
+        "sweep_sgd": first_call_seconds(run_sweep_sgd),
         "sweep": first_call_seconds(run_sweep),
         "loop_of_trainings": first_call_seconds(loop_of_trainings),
         "per_step_loop": first_call_seconds(per_step_loop),
@@ -204,6 +341,8 @@ def main() -> None:
     traces_after_first = traces["count"]
     medians, cpu_medians = wall_and_cpu_medians(
         {
+            "matmul_limit": limit,
+            "sweep_sgd": run_sweep_sgd,
             "sweep": run_sweep,
             "loop_of_trainings": loop_of_trainings,
             "per_step_loop": per_step_loop,
@@ -222,6 +361,7 @@ def main() -> None:
     per_step_32 = medians["per_step_loop"] * len(lambdas) / len(per_step_lambdas)
     sweep_flops = flops_per_member() * len(lambdas)
     sweep_gflops = sweep_flops / medians["sweep"] / 1e9
+    limit_gflops = sweep_flops / medians["matmul_limit"] / 1e9
     loop_gflops = sweep_flops / medians["loop_of_trainings"] / 1e9
     per_cpu = {
         "sweep": sweep_flops / cpu_medians["sweep"] / 1e9,
@@ -257,6 +397,17 @@ def main() -> None:
     print(
         f"  sweep: {sweep_gflops:.1f} GFLOP/s = {100 * sweep_gflops / rate:.0f} % of the matmul "
         f"rate (loop of runs: {loop_gflops:.1f} GFLOP/s)"
+    )
+    per_device = len(lambdas) // len(jax.devices())
+    print(
+        f"  sweep: {100 * sweep_gflops / limit_gflops:.0f} % of the batched-matmul limit at its "
+        f"shapes ({limit_gflops:.1f} GFLOP/s: the same stacked products, "
+        f"[{per_device}, {BATCH}, in] × [{per_device}, in, out] per device, alone; target ≥ 90 %)"
+    )
+    sgd_share = medians["matmul_limit"] / medians["sweep_sgd"]
+    print(
+        f"  profile: the same sweep with plain SGD instead of Adam (no moment updates) runs at "
+        f"{100 * sgd_share:.0f} % of that limit"
     )
     print(
         f"  per CPU-second: sweep {per_cpu['sweep']:.1f}, loop of runs "
@@ -297,6 +448,8 @@ def main() -> None:
         f"(the whole grid at once would need {whole_memory / 2**20:.1f} MiB)"
     )
 
+    processes = processes_figure(repeats)
+
     write_json(
         "sweep_quick" if args.quick else "sweep",
         {
@@ -325,6 +478,10 @@ def main() -> None:
             "sweep_gflops": sweep_gflops,
             "sweep_share_of_matmul_rate": sweep_gflops / rate,
             "loop_of_trainings_gflops": loop_gflops,
+            "batched_matmul_limit_gflops": limit_gflops,
+            "sweep_share_of_batched_matmul_limit": sweep_gflops / limit_gflops,
+            "sgd_sweep_share_of_batched_matmul_limit": sgd_share,
+            "processes": processes,
             "traces_first_sweep": traces_after_first,
             "traces_total_k32": traces["count"] - big_traces,
             "max_final_loss_difference": max_difference,

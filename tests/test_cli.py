@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import struct
 import subprocess
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 from jaxreg import cli, cv
+from jaxreg.sweep import CheckpointError, CheckpointMismatchError
 
 TINY = ["--steps", "30", "--lambdas", "3", "--folds", "2", "--no-progress", "--no-cache"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -133,6 +135,87 @@ def test_tiny_sweep_prints_devices_and_the_table_of_the_json(tiny_run):
     assert f"wrote {out / 'results.json'}" in done.stdout
 
 
+@pytest.mark.slow  # another CLI process that compiles the sweep's first program: ~6 s
+def test_resume_after_a_changed_flag_names_it_and_the_command_that_starts_afresh(tiny_run):
+    _, out = tiny_run
+    flags = [*TINY, "--lr", "0.5", "--out", str(out)]
+    refused = jaxreg_sweep(*flags, "--resume", cwd=out.parent)
+    assert refused.returncode == 2
+    message = refused.stderr.strip()
+    assert len(message.splitlines()) == 1
+    # the one flag that changed (read from the checkpoint's fingerprint), no other
+    assert "a different --lr;" in message
+    assert message.endswith("to start afresh: jaxreg sweep " + shlex.join(flags))
+    assert (out / "checkpoint" / "sweep_checkpoint.npz").exists()  # left as it was
+
+
+@pytest.mark.parametrize(
+    "error, says",
+    [
+        (CheckpointMismatchError("raw", ["data", "--seed", "--lr"]), "a different --seed, --lr;"),
+        (CheckpointMismatchError("raw", ["data"]), "of a different sweep (it differs in: data)"),
+        (CheckpointError("raw"), "cannot be read back"),
+    ],
+)
+def test_refused_resume_says_why_from_the_typed_error(error, says):
+    args = cli.build_parser().parse_args(["sweep", "--out", "o", "--resume", "--lr", "0.5"])
+    message = cli._refused_resume(error, args, ["sweep", "--out", "o", "--resume", "--lr", "0.5"])
+    assert message.startswith("--resume: the checkpoint in o/checkpoint ")
+    assert says in message and "raw" not in message  # said for the flags, not passed through
+    assert message.endswith("; to start afresh: jaxreg sweep --out o --lr 0.5")
+
+
+def test_the_checkpoint_remembers_the_flags_that_decide_the_results():
+    def flags(*argv):
+        return cli._result_flags(cli.build_parser().parse_args(["sweep", *argv]))
+
+    base = flags()
+    for run_only in (["--out", "x"], ["--devices", "1"], ["--no-progress"], ["--no-cache"],
+                     ["--keep-checkpoint"], ["--heartbeat-timeout", "5"]):  # fmt: skip
+        assert flags(*run_only) == base, run_only
+    for name, value in (("--lr", "0.5"), ("--seed", "1"), ("--steps", "9"), ("--data", "x.csv")):
+        changed = flags(name, value)
+        assert [flag for flag in base if changed[flag] != base[flag]] == [name]
+
+
+def test_process_flags_reach_jax_distributed(monkeypatch):
+    import jax
+
+    calls = []
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(jax.config, "update", lambda *option: calls.append(option))
+    monkeypatch.delenv("JAX_COORDINATOR_ADDRESS", raising=False)
+    parse = cli.build_parser().parse_args
+    cli._start_processes(parse(["sweep"]))
+    assert calls == []  # one process: nothing to join
+    flags = ["--coordinator", "10.0.0.1:1234", "--num-processes", "4", "--process-id", "3"]
+    cli._start_processes(parse(["sweep", *flags, "--heartbeat-timeout", "7"]))
+    assert calls == [
+        ("jax_cpu_collectives_implementation", "gloo"),
+        {"coordinator_address": "10.0.0.1:1234", "num_processes": 4, "process_id": 3,
+         "heartbeat_timeout_seconds": 7},
+    ]  # fmt: skip
+    # JAX's own variable, or --distributed alone (SLURM, Open MPI): JAX detects the rest
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "10.0.0.1:1234")
+    for argv in (["sweep"], ["sweep", "--distributed"]):
+        calls.clear()
+        cli._start_processes(parse(argv))
+        assert calls[1] == {"coordinator_address": None, "num_processes": None,
+                            "process_id": None, "heartbeat_timeout_seconds": 100}  # fmt: skip
+
+
+def test_processes_that_cannot_start_are_a_usage_error(monkeypatch):
+    import jax
+
+    def refuse(**options):
+        raise ValueError("Number of processes must be defined.")
+
+    monkeypatch.setattr(jax.distributed, "initialize", refuse)
+    monkeypatch.setattr(jax.config, "update", lambda *option: None)
+    with pytest.raises(cli.UsageError, match="--num-processes N"):
+        cli._start_processes(cli.build_parser().parse_args(["sweep", "--distributed"]))
+
+
 def test_help_lists_every_flag(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "jaxreg", "sweep", "--help"], capture_output=True, text=True
@@ -143,6 +226,7 @@ def test_help_lists_every_flag(tmp_path):
         "--seed", "--data", "--out", "--resume", "--devices", "--no-progress",
         "--target", "--task", "--header", "--no-header", "--keep-checkpoint", "--no-cache",
         "--optimizer",
+        "--distributed", "--coordinator", "--num-processes", "--process-id", "--heartbeat-timeout",
     ]  # fmt: skip
     for flag in flags:
         assert flag in done.stdout

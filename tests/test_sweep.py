@@ -303,6 +303,31 @@ def test_diverged_counts_only_real_steps():
     np.testing.assert_array_equal(result.state, [5, 5])
 
 
+def test_run_steps_data_keeps_a_python_scalar_weakly_typed():
+    # 0.5 · w stays bfloat16 as it does in plain JAX (a float32 array would promote the state
+    # to float32, which a scan carry refuses); the value after n steps is 0.5ⁿ exactly
+    def step(w, hp, data):
+        w = w * data["factor"]
+        return w, w
+
+    result = sweep.run_steps(
+        lambda hp, key, data: jnp.ones((2,), jnp.bfloat16), step, {"lam": np.zeros(3)},
+        num_steps=4, chunk_size=2, key=jax.random.key(0), progress=False, data={"factor": 0.5},
+    )  # fmt: skip
+    assert result.state.dtype == jnp.bfloat16 and result.metrics.dtype == jnp.bfloat16
+    np.testing.assert_array_equal(np.asarray(result.state, np.float32), np.full((3, 2), 0.5**4))
+
+
+def test_to_host_gives_numpy_values_and_key_data():
+    keys = jax.random.split(jax.random.key(3), 4)
+    trained = sweep.run(lambda hp, key: 2.0 * hp["lam"], {"lam": np.arange(3.0)}, key=keys[0])
+    host = sweep.to_host({"trained": trained, "keys": keys, "count": 3})
+    assert all(isinstance(leaf, np.ndarray) for leaf in jax.tree.leaves(host))
+    np.testing.assert_array_equal(host["trained"], [0.0, 2.0, 4.0])
+    np.testing.assert_array_equal(host["keys"], jax.random.key_data(keys))
+    assert host["count"] == 3
+
+
 def test_run_steps_shows_a_progress_bar(capsys):
     pytest.importorskip("tqdm")
     result = sweep.run_steps(

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 
 import _sweep_worker as worker
-from jaxreg import sweep
+from jaxreg import _checkpoint, sweep
 
 WORKER = pathlib.Path(worker.__file__)
-CHECKPOINT = sweep._CHECKPOINT_NAME
+CHECKPOINT = _checkpoint.NAME
 
 
 def run_worker(*args: str) -> subprocess.CompletedProcess:
@@ -60,17 +60,8 @@ def test_killed_and_restarted_sweep_is_bit_identical(tmp_path):
         np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
 
 
-def small_sweep(checkpoint_dir, *, shift=0.0, num_steps=worker.NUM_STEPS, key=0):
-    return sweep.run_steps(
-        worker.init,
-        worker.step,
-        worker.make_grid(shift),
-        num_steps=num_steps,
-        chunk_size=worker.CHUNK_SIZE,
-        key=jax.random.key(key),
-        checkpoint_dir=checkpoint_dir,
-        progress=False,
-    )
+def small_sweep(checkpoint_dir, *, shift=0.0, **options):
+    return worker.sweep_steps(worker.make_grid(shift), checkpoint_dir=checkpoint_dir, **options)
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +95,49 @@ def test_foreign_checkpoint_is_an_error(finished, tmp_path, change, differs):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / CHECKPOINT).write_bytes((directory / CHECKPOINT).read_bytes())
-    with pytest.raises(ValueError, match=rf"checkpoint_dir .*different sweep.*{differs}"):
+    with pytest.raises(
+        sweep.CheckpointMismatchError, match="checkpoint_dir .*different sweep"
+    ) as error:
         small_sweep(foreign, **change)
+    assert error.value.differing == (differs,)  # that part alone
+
+
+def test_named_parts_say_what_changed(tmp_path):
+    first = worker.flatten_result(small_sweep(tmp_path, fingerprint={"lr": 0.1, "opt": "sgd"}))
+    with pytest.raises(sweep.CheckpointMismatchError, match=r"differs in: lr\)") as error:
+        small_sweep(tmp_path, fingerprint={"lr": 0.2, "opt": "sgd"})
+    assert error.value.differing == ("lr",)
+    # a part the checkpoint lacks and one it has that is not given both differ
+    with pytest.raises(sweep.CheckpointMismatchError) as error:
+        small_sweep(tmp_path, fingerprint={"lr": 0.1, "schedule": "cosine"})
+    assert error.value.differing == ("schedule", "opt")
+    again = worker.flatten_result(small_sweep(tmp_path, fingerprint={"opt": "sgd", "lr": 0.1}))
+    for name, value in first.items():  # the same parts in another order: resumed
+        np.testing.assert_array_equal(again[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "fingerprint, error, says",
+    [
+        ({"grid": 1}, ValueError, "'grid'"),
+        ({"f": lambda: 0}, TypeError, "fingerprint['f']"),
+        (["lr"], TypeError, "fingerprint must be a dict"),
+    ],
+)
+def test_bad_fingerprint_is_an_error_naming_it(fingerprint, error, says):
+    with pytest.raises(error, match=re.escape(says)):
+        small_sweep(None, fingerprint=fingerprint)
+
+
+@pytest.mark.slow  # fit_path compiles its sweep: ~5-15 s on 2 cores
+def test_fit_path_names_the_setting_that_changed(tmp_path):
+    worker.fit(checkpoint_dir=tmp_path, fingerprint={"--lr": "0.1"})
+    with pytest.raises(sweep.CheckpointMismatchError) as error:
+        worker.fit(checkpoint_dir=tmp_path, learning_rate=0.2, fingerprint={"--lr": "0.2"})
+    # the caller's part, fit_path's own, and the data that carries the learning rate
+    assert sorted(error.value.differing) == ["--lr", "data", "learning_rate"]
+    with pytest.raises(ValueError, match="fit_path's own parts"):
+        worker.fit(fingerprint={"learning_rate": 0.1})
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "not_ours"])
@@ -119,6 +151,6 @@ def test_corrupted_checkpoint_is_an_error(finished, tmp_path, damage):
         path.write_bytes(good[: len(good) // 2])
     else:
         np.savez(path, steps_done=np.asarray(3))
-    with pytest.raises(ValueError, match="checkpoint_dir"):
+    with pytest.raises(sweep.CheckpointError, match="checkpoint_dir"):
         small_sweep(tmp_path)
     assert path.exists()  # never silently replaced by a fresh start

@@ -38,18 +38,7 @@ def test_six_point_grid_on_four_devices_equals_one_device(tmp_path):
     grid, key = worker.make_grid(), jax.random.key(0)
     trained = sweep.run(worker.train, grid, key=key, devices=one_device)
     seeded = sweep.run(worker.train, grid, key=key, seeds=2, devices=one_device)
-    steps = worker.flatten_result(
-        sweep.run_steps(
-            worker.init,
-            worker.step,
-            grid,
-            num_steps=worker.NUM_STEPS,
-            chunk_size=worker.CHUNK_SIZE,
-            key=key,
-            progress=False,
-            devices=one_device,
-        )
-    )
+    steps = worker.flatten_result(worker.sweep_steps(grid, devices=one_device))
     assert sharded["run"].shape == (6, 2) and sharded["seeded"].shape == (6, 2, 2)
     np.testing.assert_allclose(sharded["run"], trained, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(sharded["seeded"], seeded, rtol=1e-6, atol=1e-7)

@@ -13,9 +13,8 @@ of the same shapes), the evaluation of every member (:func:`_validation`) and th
 
 from __future__ import annotations
 
-import hashlib
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -139,16 +138,6 @@ def _checked_targets(y: np.ndarray, loss: Any, outputs: tuple[int, ...]) -> np.n
     return y.astype(np.int32)
 
 
-def _configuration_digest(*parts: Any) -> int:
-    """A 31-bit digest of the static settings a resumed sweep must share (its data, grid and
-    key are fingerprinted by the sweep itself)."""
-    hasher = hashlib.sha256()
-    for part in parts:
-        for leaf in jax.tree.leaves(part):
-            array = np.asarray(leaf)
-            hasher.update(f"{array.dtype}{array.shape}".encode())
-            hasher.update(array.tobytes())
-    return int.from_bytes(hasher.digest()[:4], "little") >> 1
 
 
 def _leaf_labels(params: PyTree, selected: list[bool]) -> list[str]:
@@ -493,27 +482,45 @@ def _structure_of(regularizer: Regularizer | None) -> str:
     return f"{type(regularizer).__name__}{static}"
 
 
-def _train(setup: _Setup, grid: np.ndarray, loss: Any, steps: int, **sweep_options):
+def _fingerprint(setup: _Setup, loss: Any, given: Any = None, **own: Any) -> dict[str, Any]:
+    """The settings a resumed sweep must share, named after fit_path's arguments (the sweep
+    fingerprints its data, grid and key itself), with more of fit_path's own parts in ``own``
+    and the caller's in ``given`` (a name of fit_path's own there is a ValueError)."""
+    training = setup.training
+    parts = {
+        "penalty": [setup.penalty.name, _structure_of(setup.data["regularizer"])],
+        "loss": _name_of(loss),
+        "optimizer": _name_of(training.optimizer),
+        "mask": setup.selected,
+        "batch_size": "full" if training.batch_size is None else training.batch_size,
+        "learning_rate": float(setup.data["learning_rate"]),
+    }
+    parts.update(own)
+    clashing = sorted(set(parts) & set(given or {}))
+    if clashing:
+        raise ValueError(f"fingerprint: {clashing} are fit_path's own parts; choose other names")
+    return {**parts, **(given or {})}
+
+
+def _train(
+    setup: _Setup, grid: np.ndarray, loss: Any, steps: int, fingerprint: Any, **sweep_options
+):
+    """The sweep of every member, its result as arrays of this process (gathered when the sweep
+    spans several processes)."""
     folds = int(setup.fold_ids.max()) + 1
     members = sweep.grid(fold=np.arange(-1, folds), lam=grid.astype(np.float32))
-    # the sweep fingerprints its data, grid and key; this digest of the static settings is
-    # folded into the (otherwise unused) sweep key, so a checkpoint of another fit is refused
     training = setup.training
-    configuration = _configuration_digest(
-        [setup.penalty.name, _name_of(loss), _name_of(training.optimizer)],
-        setup.selected,
-        [training.batch_size, _structure_of(setup.data["regularizer"])],
-    )
     result = sweep.run_steps(
         _Method(training, "init"),
         _Method(training, "step"),
         members,
         num_steps=steps,
-        key=jax.random.fold_in(setup.train_key, configuration),
+        key=setup.train_key,
         data=setup.data,
+        fingerprint=_fingerprint(setup, loss, fingerprint),
         **sweep_options,
     )
-    return members, result
+    return members, jax.tree.map(jnp.asarray, sweep.to_host(result))
 
 
 def fit_path(
@@ -543,6 +550,7 @@ def fit_path(
     checkpoint_dir: str | None = None,
     progress: bool = False,
     devices: Sequence[Any] | None = None,
+    fingerprint: Mapping[str, Any] | None = None,
 ) -> FitPathResult:
     r"""Fit a regularization path with K-fold cross-validation, glmnet style.
 
@@ -652,7 +660,14 @@ def fit_path(
         chunk_size: steps per compiled chunk of the sweep (with ``warm_start``: λ per chunk).
         checkpoint_dir: checkpoint directory: a killed fit resumes from it.
         progress: show a progress bar.
-        devices: devices to shard the sweep over (default all).
+        devices: devices to shard the sweep over (default all: after
+            :func:`jax.distributed.initialize`, every process's; the result is the same on
+            every process).
+        fingerprint: named parts a checkpoint must also match besides fit_path's own (its
+            data, λ grid, key, ``steps``, ``penalty``, ``loss``, ``optimizer``, ``mask``,
+            ``batch_size`` and ``learning_rate``), as in :func:`jaxreg.sweep.run_steps`: the
+            command-line tool passes its flags, so that a refused resume names the flag that
+            changed (:class:`jaxreg.sweep.CheckpointMismatchError`).
 
     Returns:
         A :class:`FitPathResult`.
@@ -692,13 +707,13 @@ def fit_path(
 
         grid, lambda_ref, result, validation = _warm_path.train(
             setup, lambdas, lambda_min_ratio, loss, steps, dense_steps, classification,
-            **sweep_options,
+            fingerprint, **sweep_options,
         )  # fmt: skip
     else:
         grid, lambda_ref = _lambda_grid(
             lambdas, setup.penalty, setup.training, setup.data, lambda_min_ratio
         )
-        members, result = _train(setup, grid, loss, steps, **sweep_options)
+        members, result = _train(setup, grid, loss, steps, fingerprint, **sweep_options)
         validation = _validation(
             setup.training, classification, result.state["params"], members["fold"], setup.data
         )

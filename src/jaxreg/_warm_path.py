@@ -120,17 +120,20 @@ class _Runner(NamedTuple):
     options: dict[str, Any]
 
     def __call__(self, start, schedule, budget, num_steps: int, name: str) -> sweep.SweepResult:
+        """One run of the walk's stages, its result as numpy arrays of this process."""
         options = dict(self.options)
         if options["checkpoint_dir"] is not None:
             options["checkpoint_dir"] = os.path.join(options["checkpoint_dir"], name)
-        return sweep.run_steps(
-            _fit_path._Method(self.walk, "init"),
-            _fit_path._Method(self.walk, "stage"),
-            self.members,
-            num_steps=num_steps,
-            key=self.key,
-            data={**self.data, "start": start, "schedule": schedule, "budget": budget},
-            **options,
+        return sweep.to_host(
+            sweep.run_steps(
+                _fit_path._Method(self.walk, "init"),
+                _fit_path._Method(self.walk, "stage"),
+                self.members,
+                num_steps=num_steps,
+                key=self.key,
+                data={**self.data, "start": start, "schedule": schedule, "budget": budget},
+                **options,
+            )
         )
 
 
@@ -213,6 +216,7 @@ def train(
     steps: int,
     dense_steps: int,
     classification: bool,
+    fingerprint: Any,
     **sweep_options: Any,
 ):
     """The dense fit, the grid, the walk and its validation: ``(grid, lambda_ref, result,
@@ -227,17 +231,13 @@ def train(
     folds = int(setup.fold_ids.max()) + 1
     dense_count, schedule, budget = _stages(dense_steps, steps, None, walk_size)
     chunk_size = sweep_options.pop("chunk_size") or -(-(dense_count + size) // 10)
-    configuration = _fit_path._configuration_digest(
-        [penalty.name, _fit_path._name_of(loss), _fit_path._name_of(training.optimizer)],
-        setup.selected,
-        [training.batch_size, _fit_path._structure_of(setup.data["regularizer"]), "warm"],
-    )
+    parts = _fit_path._fingerprint(setup, loss, fingerprint, warm_start=True)
     run = _Runner(
         _Walk(training, steps, penalty.has_reference),
         sweep.grid(fold=np.arange(-1, folds)),
         setup.data,
-        jax.random.fold_in(setup.train_key, configuration),
-        {"chunk_size": chunk_size, **sweep_options},
+        setup.train_key,
+        {"chunk_size": chunk_size, "fingerprint": parts, **sweep_options},
     )
     dense = run(_initial_states(training, setup.data, folds + 1), schedule, budget, dense_count,
                 "dense")  # fmt: skip
@@ -250,7 +250,7 @@ def train(
     grid, lambda_ref = given
     walk = _walk_lambdas(grid, extend=walk_size > size)
     _, schedule, budget = _stages(dense_steps, steps, walk, walk_size)
-    start = {name: jax.tree.map(sweep._to_host, dense.state[name]) for name in _CARRIED}
+    start = {name: dense.state[name] for name in _CARRIED}
     path = run(start, schedule, budget, walk_size, "path")
     end = _path_end(setup.data["regularizer"], path, walk, size) if walk_size > size else size
     params, losses, diverged = _descending(dense, path)

@@ -12,10 +12,14 @@ skips most of the compilation; ``--no-cache`` turns that off.
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
+import io
 import json
 import os
 import pathlib
 import re
+import shlex
 import shutil
 import sys
 import time
@@ -30,6 +34,13 @@ TASKS = ("classification", "regression")
 DEFAULT_LEARNING_RATES = {"sgd": 0.3, "adam": 0.01}
 # Compilations shorter than this are not worth a cache entry (JAX's default is 1 s).
 CACHE_MIN_COMPILE_SECONDS = 0.2
+PROCESS_FLAGS = ("coordinator", "num_processes", "process_id")
+# Flags that do not change what a sweep computes. Every other flag is part of its checkpoint's
+# fingerprint, so that a refused --resume names the flag that changed.
+RUN_ONLY_FLAGS = (
+    "command", "out", "resume", "keep_checkpoint", "devices", "no_progress", "no_cache",
+    "distributed", "heartbeat_timeout", *PROCESS_FLAGS,
+)  # fmt: skip
 
 
 def _penalties() -> dict[str, Any]:
@@ -106,6 +117,8 @@ examples:
   jaxreg sweep --data my.csv --out results      your data: last column is the target
   jaxreg sweep --data iris.csv --target species --task classification
   jaxreg sweep --out results --resume           continue a run that was interrupted
+  jaxreg sweep --coordinator 10.0.0.1:1234 --num-processes 2 --process-id 0
+                                                process 0 of two (start process 1 likewise)
 """
 
 
@@ -233,9 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive(int),
         default=None,
         metavar="N",
-        help="number of devices to shard the grid over (default: all; on a CPU host one "
-        "device per core, or as set by XLA_FLAGS=--xla_force_host_platform_device_count)",
+        help="number of devices of each process to shard the grid over (default: all; on a CPU "
+        "host one device per core, or as set by XLA_FLAGS=--xla_force_host_platform_device_count)",
     )
+    _add_process_flags(sweep)
     sweep.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     sweep.add_argument(
         "--no-cache",
@@ -246,25 +260,94 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_devices(requested: int | None) -> list[Any]:
-    """The devices to use: on CPU one host device per core (set before JAX starts a backend)."""
+def _add_process_flags(sweep: argparse.ArgumentParser) -> None:
+    processes = sweep.add_argument_group(
+        "many processes",
+        "One sweep over the devices of several processes (hosts) with jax.distributed: start the "
+        "same command in every process; process 0 writes OUT and the checkpoint, which must be "
+        "on a filesystem every process sees. On SLURM, Open MPI and Cloud TPU --distributed "
+        "detects the rest; elsewhere give all three of --coordinator, --num-processes and "
+        "--process-id (or JAX's JAX_COORDINATOR_ADDRESS).",
+    )
+    processes.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-process run (implied by the three flags below or by "
+        "JAX_COORDINATOR_ADDRESS)",
+    )
+    processes.add_argument(
+        "--coordinator", metavar="HOST:PORT", help="address of process 0, the coordinator"
+    )
+    processes.add_argument(
+        "--num-processes", type=_positive(int), metavar="N", help="number of processes"
+    )
+    processes.add_argument("--process-id", type=int, metavar="I", help="this process: 0 .. N-1")
+    processes.add_argument(
+        "--heartbeat-timeout",
+        type=_positive(int),
+        default=100,
+        metavar="SECONDS",
+        help="a process silent this long is declared dead, and the others exit with an error",
+    )
+
+
+def _start_processes(args) -> None:
+    """Join the other processes of a multi-process run (before JAX starts a backend)."""
     import jax
 
+    given = [flag for flag in PROCESS_FLAGS if getattr(args, flag) is not None]
+    if not (args.distributed or given or os.environ.get("JAX_COORDINATOR_ADDRESS")):
+        return
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes need it
+    try:
+        jax.distributed.initialize(
+            coordinator_address=args.coordinator,
+            num_processes=args.num_processes,
+            process_id=args.process_id,
+            heartbeat_timeout_seconds=args.heartbeat_timeout,
+        )
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise UsageError(
+            f"could not join the other processes ({error}): outside SLURM, Open MPI and Cloud "
+            "TPU give --coordinator HOST:PORT, --num-processes N and --process-id I"
+        ) from None
+
+
+def _configure_devices(args) -> list[Any]:
+    """The devices to use: on CPU one host device per core (set before JAX starts a backend);
+    ``--devices`` counts each process's devices."""
+    import jax
+
+    requested = args.devices
     user_count = "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
     user_count = user_count or jax.config.jax_num_cpu_devices != -1
     if jax.config.jax_platforms in (None, "", "cpu") and (requested or not user_count):
         jax.config.update("jax_num_cpu_devices", requested or os.cpu_count() or 1)
-    devices = jax.devices()
-    if requested and requested > len(devices):
-        raise UsageError(f"--devices {requested}: only {len(devices)} {devices[0].platform} found")
+    _start_processes(args)
+    local = jax.local_devices()
+    if requested and requested > len(local):
+        raise UsageError(f"--devices {requested}: only {len(local)} {local[0].platform} found")
     cores = os.cpu_count() or 1
-    if requested and devices[0].platform == "cpu" and requested > cores:
+    if requested and local[0].platform == "cpu" and requested > cores:
         print(
             f"warning: --devices {requested} on {cores} CPU cores: the host devices share the "
             f"cores, so more than {cores} adds no speed",
             file=sys.stderr,
         )
-    return devices[:requested] if requested else devices
+    return _first_devices(requested)
+
+
+def _first_devices(count: int | None) -> list[Any]:
+    """The first ``count`` devices of every process (all of them for None), in JAX's order."""
+    import jax
+
+    taken: collections.Counter[int] = collections.Counter()
+    chosen = []
+    for device in jax.devices():
+        taken[device.process_index] += 1
+        if count is None or taken[device.process_index] <= count:
+            chosen.append(device)
+    return chosen
 
 
 def cache_dir() -> pathlib.Path:
@@ -394,6 +477,7 @@ def _run_network(args, data, penalty: Any, devices) -> dict[str, Any]:
         checkpoint_dir=str(pathlib.Path(args.out) / "checkpoint"),
         progress=not args.no_progress,
         devices=devices,
+        fingerprint=_result_flags(args),
         **options,
     )
     mask = options.get("mask", jaxreg.masks.weights_only(fit.params))
@@ -412,6 +496,15 @@ def _run_network(args, data, penalty: Any, devices) -> dict[str, Any]:
         "lambda_ref": fit.lambda_ref,
         "diverged": int(np.sum(fit.diverged)),
         "loss_name": fit.loss_name if classification else "½ squared error, standardized y",
+    }
+
+
+def _result_flags(args) -> dict[str, Any]:
+    """The flags that decide the results, by name (``--lr``): the checkpoint's fingerprint."""
+    return {
+        f"--{name.replace('_', '-')}": value
+        for name, value in vars(args).items()
+        if name not in RUN_ONLY_FLAGS
     }
 
 
@@ -530,34 +623,79 @@ def _write_outputs(out: pathlib.Path, args, run: dict[str, Any], extra: dict[str
     plot.path(fit, title=path_title).savefig(out / "path.png", dpi=110, bbox_inches="tight")
 
 
-def sweep_command(args) -> None:
+def sweep_command(args, argv: Sequence[str] = ()) -> None:
+    """``jaxreg sweep``; ``argv`` (the command's arguments) makes the hint after a refused
+    ``--resume``."""
+    import jax
+
     started = time.perf_counter()
     args.penalty = args.penalty or ("group-lasso" if args.model == "attention" else "l1")
     penalty = _penalties()[args.penalty]
     data = _load(args)  # bad data fails before JAX starts
     _check_combination(args, penalty, data.task)
-    out = pathlib.Path(args.out)
-    checkpoint = out / "checkpoint"
+    cache = _configure_cache(not args.no_cache)
+    devices = _configure_devices(args)
+    leader = jax.process_index() == 0
+    # every process trains its share; process 0 alone reports and writes OUT
+    with contextlib.redirect_stdout(sys.stdout if leader else io.StringIO()):
+        _prepare_checkpoint(args, leader)
+        _print_setup(args, data, devices, cache)
+        run = _fit(args, data, penalty, devices, argv)
+        if leader:
+            _report(args, data, run, devices, started)
+
+
+def _prepare_checkpoint(args, leader: bool) -> None:
+    """``--resume`` keeps OUT/checkpoint; otherwise process 0 removes it before any process
+    looks for it."""
+    from jaxreg.sweep import _barrier
+
+    checkpoint = pathlib.Path(args.out) / "checkpoint"
     if args.resume and not checkpoint.exists():
         print(f"no checkpoint in {checkpoint}: starting a new sweep")
     elif args.resume:
         print(f"resuming from the checkpoint in {checkpoint}")
-    elif checkpoint.exists():
+    elif leader and checkpoint.exists():
         shutil.rmtree(checkpoint)
-    out.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.out).mkdir(parents=True, exist_ok=True)
+    _barrier("jaxreg sweep: checkpoint prepared")
 
-    cache = _configure_cache(not args.no_cache)
-    devices = _configure_devices(args.devices)
-    _print_setup(args, data, devices, cache)
+
+def _fit(args, data, penalty: Any, devices, argv: Sequence[str]) -> dict[str, Any]:
+    """The path of the chosen model; a checkpoint that cannot be resumed is a usage error that
+    says why and how to start afresh."""
+    from jaxreg.sweep import CheckpointError
+
     if args.model == "linear" and data.task == "regression":
-        run = _run_linear_regression(args, data, penalty)
+        return _run_linear_regression(args, data, penalty)
+    try:
+        return _run_network(args, data, penalty, devices)
+    except CheckpointError as error:
+        raise UsageError(_refused_resume(error, args, argv)) from None
+
+
+def _refused_resume(error: Exception, args, argv: Sequence[str]) -> str:
+    """Which flags differ from the checkpoint's sweep (read from its fingerprint), or why the
+    checkpoint cannot be read, and the command that starts afresh."""
+    checkpoint = pathlib.Path(args.out) / "checkpoint"
+    differing = getattr(error, "differing", None)
+    flags = [part for part in differing or () if part.startswith("--")]
+    if flags:
+        why = f"was written with a different {', '.join(flags)}"
+    elif differing:
+        why = f"is of a different sweep (it differs in: {', '.join(differing)})"
     else:
-        try:
-            run = _run_network(args, data, penalty, devices)
-        except ValueError as error:
-            if not (args.resume and "checkpoint" in str(error)):
-                raise
-            raise UsageError(f"--resume: {error} (or rerun without --resume)") from None
+        why = "cannot be read back (damaged, written by another jaxreg version, or not seen by "
+        why += "every process)"
+    afresh = shlex.join(["jaxreg", *(arg for arg in argv if arg != "--resume")])
+    flag = "--resume: " if args.resume else ""
+    return f"{flag}the checkpoint in {checkpoint} {why}; to start afresh: {afresh}"
+
+
+def _report(args, data, run: dict[str, Any], devices, started: float) -> None:
+    """The table and the selected λ on stdout; results.json and the plots in OUT."""
+    import jax
+
     summary = run["fit"].summary
     print(_table(summary, run, args.folds))
     print(f"lambda_min = {summary.lambda_min:.4g}  (lowest CV loss)")
@@ -573,9 +711,12 @@ def sweep_command(args) -> None:
         "task": data.task,
         "classes": None if data.task != "classification" else list(data.target_names),
         "devices": [str(device) for device in devices],
+        "processes": jax.process_count(),
         "seconds": round(time.perf_counter() - started, 3),
     }
+    out = pathlib.Path(args.out)
     _write_outputs(out, args, run, extra)
+    checkpoint = out / "checkpoint"
     if checkpoint.exists() and not args.keep_checkpoint:
         shutil.rmtree(checkpoint)  # the run is complete: nothing left to resume
     print(f"wrote {out / 'results.json'}, {out / 'cv_curve.png'}, {out / 'path.png'}")
@@ -616,7 +757,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.lr = DEFAULT_LEARNING_RATES[args.optimizer]
     try:
         if args.command == "sweep":
-            sweep_command(args)
+            sweep_command(args, sys.argv[1:] if argv is None else argv)
     except (UsageError, ValueError, TypeError) as error:
         print(f"jaxreg: error: {error}", file=sys.stderr)
         return 2

@@ -14,8 +14,8 @@ Hyperparameters are data: they reach ``train_fn`` as 0-d arrays, so a second swe
 values (same grid size) reuses the compiled program, and a diverging member (NaN/inf) never
 disturbs the others — ``vmap`` keeps the members independent.
 
-Multi-device and multi-host
----------------------------
+Multi-device
+------------
 The grid axis is sharded over ``devices`` (default: every device JAX sees) with a
 :class:`jax.sharding.NamedSharding`; a grid that does not divide evenly is padded with copies of a
 real member and the padding is dropped. Nothing else is needed on GPUs and TPUs. On a CPU host,
@@ -32,9 +32,32 @@ XLA runs one device on all cores but a vmapped training of small matrices rarely
     losses = jaxreg.sweep.run(train, jaxreg.sweep.grid(lam=lambdas), key=jax.random.key(0))
 
 or from the shell, ``XLA_FLAGS=--xla_force_host_platform_device_count=8 python train.py``.
-For several hosts, call ``jax.distributed.initialize()`` on every host before building the
-grid; every process runs the same program and the grid is sharded over all hosts' devices
-(outputs are global arrays; :func:`run_steps` gathers them to every host for its checkpoints).
+
+Many processes
+--------------
+For several hosts (or several processes on one machine), call :func:`jax.distributed.initialize`
+in every process before any other JAX call and run the same program everywhere. The grid is then
+sharded over the devices of all processes: each process places its own shards from its own copy
+of the grid, the key and ``data`` (they must be the same in every process), every process takes
+part in every call, and the results are *global* arrays, of which each process holds only its
+shards. :func:`to_host` turns them into numpy arrays of the whole value on every process.
+:func:`run_steps` checkpoints need a directory that every process sees (a shared filesystem):
+process 0 writes the checkpoint once every process has finished the chunk, and every process
+reads it, and checks its fingerprint, to resume. The results equal those of one process up to
+floating-point reassociation; a resumed sweep is bit-identical to an uninterrupted one on the same
+processes and devices. If a process dies, the others exit with an error once JAX's coordination
+service misses its heartbeat (``heartbeat_timeout_seconds`` of :func:`jax.distributed.initialize`).
+CPU processes need JAX's gloo collectives:
+
+.. code-block:: python
+
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address="10.0.0.1:1234", num_processes=2, process_id=i)
+    import jaxreg
+    result = jaxreg.sweep.run_steps(init, step, grid, num_steps=1000, key=jax.random.key(0),
+                                    checkpoint_dir="/shared/sweep")
+    final = jaxreg.sweep.to_host(result.state)  # numpy, on every process
 
 For grids far larger than fit in memory at once, ``grid_batch_size`` runs :func:`run` in batches
 of that many members, all with the same compiled program.
@@ -42,12 +65,8 @@ of that many members, all with the same compiled program.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import itertools
 import os
-import tempfile
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
@@ -58,18 +77,31 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxreg import _checkpoint
+from jaxreg._checkpoint import CheckpointError, CheckpointMismatchError
+
 PyTree = Any
 Grid = Mapping[str, Any]
 
 _AXIS = "grid"
-_CHECKPOINT_NAME = "sweep_checkpoint.npz"
-_CHECKPOINT_FORMAT = "jaxreg.sweep.run_steps/1"
 
-__all__ = ["SweepResult", "grid", "run", "run_steps"]
+__all__ = [
+    "CheckpointError",
+    "CheckpointMismatchError",
+    "SweepResult",
+    "grid",
+    "run",
+    "run_steps",
+    "to_host",
+]
+
+CheckpointError.__module__ = __name__
+CheckpointMismatchError.__module__ = __name__
 
 
 class SweepResult(NamedTuple):
-    """What :func:`run_steps` returns.
+    """What :func:`run_steps` returns: arrays on the devices (over several processes, global
+    arrays: :func:`to_host` gives their values on every process).
 
     Attributes:
       state: the final state of every member, stacked ``[K, ...]`` (``[K, S, ...]`` with seeds).
@@ -164,19 +196,37 @@ def _mesh(devices: Sequence[Any] | None) -> Mesh:
     return Mesh(np.asarray(devices, dtype=object), (_AXIS,))
 
 
-def _put_members(array: np.ndarray, mesh: Mesh) -> jax.Array:
-    """Place a host array with the member axis first, sharded over the mesh (multi-host safe)."""
-    sharding = NamedSharding(mesh, P(_AXIS))
+def _is_key(leaf: Any) -> bool:
+    dtype = getattr(leaf, "dtype", None)
+    return dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
+
+
+def _put(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """A global array from this process's copy of the whole value: each process places only its
+    own shards, so this works across processes."""
     return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
 
 
-def _put_like(array: np.ndarray, like: jax.Array) -> jax.Array:
-    """Place a host array exactly like ``like`` (same sharding: the compiled chunk is reused)."""
-    return jax.make_array_from_callback(array.shape, like.sharding, lambda index: array[index])
+def _put_members(array: np.ndarray, mesh: Mesh) -> jax.Array:
+    """Place a host array with the member axis first, sharded over the mesh."""
+    return _put(array, NamedSharding(mesh, P(_AXIS)))
+
+
+def _replicate(leaf: Any, sharding: NamedSharding) -> jax.Array | bool | int | float | complex:
+    if _is_key(leaf):  # a key array travels as its key data
+        data = _replicate(jax.random.key_data(leaf), sharding)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+    if getattr(leaf, "weak_type", False) and leaf.ndim == 0:
+        leaf = leaf.item()
+    if type(leaf) in (bool, int, float, complex):
+        return leaf  # jit takes a Python scalar as a weakly typed value, as it would unplaced
+    return _put(_host(leaf), sharding)
 
 
 def _put_replicated(tree: PyTree, mesh: Mesh) -> PyTree:
-    return jax.device_put(tree, NamedSharding(mesh, P()))
+    """Every leaf of ``tree`` (this process's copy) as a global array replicated over the mesh."""
+    sharding = NamedSharding(mesh, P())
+    return jax.tree.map(lambda leaf: _replicate(leaf, sharding), tree)
 
 
 def _shard_members(tree: PyTree, mesh: Mesh) -> PyTree:
@@ -197,14 +247,43 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def _to_host(leaf: jax.Array) -> np.ndarray:
-    if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+def _host(leaf: Any) -> np.ndarray:
+    if _is_key(leaf):
         leaf = jax.random.key_data(leaf)
-    if getattr(leaf, "is_fully_addressable", True):
-        return np.asarray(leaf)
-    from jax.experimental import multihost_utils
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+        if leaf.is_fully_replicated:
+            return np.asarray(leaf.addressable_data(0))
+        from jax.experimental import multihost_utils
 
-    return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+        return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+    return np.asarray(leaf)
+
+
+def to_host(tree: PyTree) -> PyTree:
+    """Every array of ``tree`` as a numpy array of its whole value, on this process.
+
+    The results of :func:`run` and :func:`run_steps` are sharded over devices; after
+    :func:`jax.distributed.initialize` they span several processes and no process holds the whole
+    value (``numpy.asarray`` fails on them). ``to_host`` gathers them: call it on *every* process
+    with the same tree, since gathering an array that spans processes is a collective operation.
+    A PRNG key array becomes its key data (:func:`jax.random.key_data`); other leaves go through
+    ``numpy.asarray``.
+
+    Args:
+      tree: a pytree of arrays (global or local ``jax.Array``, numpy arrays or scalars).
+
+    Returns:
+      The same tree with numpy arrays as leaves.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxreg import sweep
+      >>> w = sweep.run(lambda hp, key: 2.0 * hp["lam"], sweep.grid(lam=[1.0, 2.0]),
+      ...               key=jax.random.key(0))
+      >>> sweep.to_host({"w": w})
+      {'w': array([2., 4.], dtype=float32)}
+    """
+    return jax.tree.map(_host, tree)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,17 +447,38 @@ def _run_chunk(
     return _shard_members(members(state, diverged, hparams, start, num_steps, data), mesh)
 
 
+# run_steps's own fingerprint parts (see _fingerprint); callers name theirs otherwise
+_SWEEP_PARTS = (
+    "grid", "num_steps", "chunk_size", "seeds", "key", "state/metrics structure", "data",
+)  # fmt: skip
+
+
+def _user_parts(fingerprint: Mapping[str, Any] | None) -> dict[str, str]:
+    """The caller's named fingerprint parts, digested (checked before anything compiles)."""
+    if fingerprint is None:
+        return {}
+    if not isinstance(fingerprint, Mapping):
+        raise TypeError(
+            f"fingerprint must be a dict of named parts, got {type(fingerprint).__name__}"
+        )
+    parts = {}
+    for name, value in fingerprint.items():
+        if not isinstance(name, str) or name in _SWEEP_PARTS:
+            raise ValueError(
+                f"fingerprint: part names must be strings other than run_steps's own parts "
+                f"{_SWEEP_PARTS}, got {name!r}"
+            )
+        try:
+            parts[name] = _checkpoint.digest(to_host(value))
+        except TypeError as error:
+            raise TypeError(
+                f"fingerprint[{name!r}]: {error}; give numbers, strings, arrays or lists of them"
+            ) from None
+    return parts
+
+
 def _leaf_spec(leaf: Any, member_ndim: int) -> str:
     return f"{tuple(leaf.shape[member_ndim:])}:{leaf.dtype}"
-
-
-def _digest(*parts: Any) -> str:
-    hasher = hashlib.sha256()
-    for part in parts:
-        data = part.tobytes() if isinstance(part, np.ndarray) else repr(part).encode()
-        hasher.update(data)
-        hasher.update(b"\x00")
-    return hasher.hexdigest()
 
 
 def _fingerprint(
@@ -387,120 +487,127 @@ def _fingerprint(
     chunk_size: int,
     seeds: int | None,
     key: jax.Array,
-    state_shapes: PyTree,
-    metric_shapes: PyTree,
+    shapes: tuple[PyTree, PyTree],
     member_ndim: int,
     data: PyTree,
 ) -> dict[str, str]:
-    """What a checkpoint must match to be resumed, one digest per component (for the error)."""
-    grid_parts = [(name, a.dtype.str, a.shape) for name, a in columns.items()]
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key_parts = (str(jax.random.key_impl(key)), np.asarray(jax.random.key_data(key)))
-    else:
-        key_parts = ("raw", np.asarray(key))
+    """What a checkpoint must match to be resumed, one digest per part (for the error);
+    ``shapes`` are the state's and the metrics'."""
     structures = [
         (str(jax.tree.structure(tree)), [_leaf_spec(leaf, member_ndim) for leaf in leaves])
-        for tree in (state_shapes, metric_shapes)
+        for tree in shapes
         for leaves in [jax.tree.leaves(tree)]
     ]
+    impl = str(jax.random.key_impl(key)) if _is_key(key) else "raw"
     parts = {
-        "grid": _digest(grid_parts, *columns.values()),
+        "grid": _checkpoint.digest(columns),
         "num_steps": str(num_steps),
         "chunk_size": str(chunk_size),
         "seeds": str(seeds),
-        "key": _digest(*key_parts),
-        "state/metrics structure": _digest(structures),
+        "key": _checkpoint.digest([impl, to_host(key)]),
+        "state/metrics structure": _checkpoint.digest(structures),
     }
     if data is not None:
-        leaves = (
-            _to_host(leaf) if isinstance(leaf, jax.Array) else np.asarray(leaf)
-            for leaf in jax.tree.leaves(data)
-        )
-        parts["data"] = _digest(str(jax.tree.structure(data)), *leaves)
+        parts["data"] = _checkpoint.digest(to_host(data))
     return parts
 
 
-def _savable(array: np.ndarray) -> np.ndarray:
-    """np.save stores only numpy's own dtypes without pickle: keep bfloat16 & co. as raw bits."""
-    if array.dtype.kind == "V":
-        return array.view(np.dtype(f"u{array.dtype.itemsize}"))
-    return array
+def _barrier(name: str) -> None:
+    """Wait until every process gets here (nothing to wait for in a single process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
-def _save_checkpoint(path: str, arrays: dict[str, np.ndarray]) -> None:
-    """Write atomically: a temporary file in the same directory, then ``os.replace``."""
-    directory = os.path.dirname(path)
-    handle, temporary = tempfile.mkstemp(prefix=".sweep_checkpoint.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **{name: _savable(a) for name, a in arrays.items()})
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
-        raise
+def _agree(checkpoint_dir: str, steps_done: int, problem: CheckpointError | None) -> None:
+    """Every process must have found the same checkpoint; a problem with it is raised on every
+    process alike."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        found = np.asarray([steps_done, problem is not None])
+        seen = np.asarray(multihost_utils.process_allgather(found))
+        if np.any(seen != seen[0]):
+            raise CheckpointError(
+                f"checkpoint_dir {checkpoint_dir!r}: the processes found different checkpoints "
+                f"(steps done per process, -1 for none or unreadable: {seen[:, 0].tolist()}); "
+                "it must be a directory every process sees, on a shared filesystem"
+            )
+    if problem is not None:
+        raise problem
 
 
-def _load_checkpoint(path: str, checkpoint_dir: str) -> dict[str, np.ndarray]:
-    if not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"checkpoint_dir {checkpoint_dir!r}: {path} is not an npz archive (corrupted, or not "
-            "a sweep checkpoint); delete it to start the sweep from scratch"
-        )
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
-        raise ValueError(
-            f"checkpoint_dir {checkpoint_dir!r}: {path} is not a readable sweep checkpoint "
-            f"({type(error).__name__}: {error}); delete it to start the sweep from scratch"
-        ) from error
+def _open_checkpoint(
+    checkpoint_dir: str | os.PathLike | None, fingerprint: dict[str, str]
+) -> tuple[str | None, dict[str, np.ndarray] | None, int]:
+    """The checkpoint's path, and the checkpoint to resume (checked) with its step count."""
+    if checkpoint_dir is None:
+        return None, None, 0
+    checkpoint_dir = os.fspath(checkpoint_dir)
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    path = os.path.join(checkpoint_dir, _checkpoint.NAME)
+    saved, steps_done, problem = None, -1, None
+    if os.path.exists(path):
+        try:
+            saved = _checkpoint.load(path, checkpoint_dir)
+            steps_done = _checkpoint.check(saved, fingerprint, checkpoint_dir, path)
+        except CheckpointError as error:
+            problem = error
+    _agree(checkpoint_dir, steps_done, problem)
+    return path, saved, max(steps_done, 0)
 
 
-def _restore_leaf(
-    saved: dict[str, np.ndarray], name: str, like: Any, size: int, checkpoint_dir: Any
-) -> np.ndarray:
-    """One array of a checkpoint, checked against the shape and dtype it must have."""
-    if name not in saved:
-        raise ValueError(f"checkpoint_dir {checkpoint_dir!r}: the checkpoint lacks {name!r}")
-    array = saved[name]
-    if like is None:  # a plain scalar
-        if array.shape != () or array.dtype.kind not in "iu":
-            raise ValueError(f"checkpoint_dir {checkpoint_dir!r}: {name!r} is not an integer")
-        return array
-    if jnp.issubdtype(like.dtype, jax.dtypes.prng_key):
-        like = jax.eval_shape(jax.random.key_data, like)
-    shape = (size,) + tuple(like.shape[1:])
-    dtype = np.dtype(like.dtype)
-    if array.dtype != dtype and array.dtype.itemsize == dtype.itemsize:
-        array = array.view(dtype)  # bfloat16 & co. are stored as raw bits
-    if array.shape != shape or array.dtype != dtype:
-        raise ValueError(
-            f"checkpoint_dir {checkpoint_dir!r}: {name!r} has shape {array.shape} and dtype "
-            f"{array.dtype}, expected {shape} and {dtype}"
-        )
-    return array
+def _restore_members(
+    saved: dict[str, np.ndarray], name: str, like: jax.Array, size: int, mesh: Mesh,
+    checkpoint_dir: str,
+) -> jax.Array:  # fmt: skip
+    """One member-stacked array of the checkpoint, padded and placed as the chunk's outputs are
+    (so the compiled chunk is reused)."""
+    array = _checkpoint.restore(saved, name, like, size, checkpoint_dir)
+    placed = _put_members(_pad_rows(array, like.shape[0]), mesh)
+    if _is_key(like):
+        return jax.random.wrap_key_data(placed, impl=jax.random.key_impl(like))
+    return placed
 
 
-def _check_resume(
-    saved: dict[str, np.ndarray], fingerprint: dict[str, str], checkpoint_dir: str, path: str
-) -> None:
-    if str(saved.get("format", "")) != _CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"checkpoint_dir {checkpoint_dir!r}: {path} is not a jaxreg run_steps checkpoint; "
-            "delete it or choose another checkpoint_dir"
-        )
-    differing = [
-        part for part, value in fingerprint.items() if str(saved.get(f"fp/{part}", "")) != value
-    ]
-    if differing:
-        raise ValueError(
-            f"checkpoint_dir {checkpoint_dir!r} holds a checkpoint of a different sweep "
-            f"(differs in: {', '.join(differing)}); resuming it would be wrong. Delete it or "
-            "choose another checkpoint_dir"
-        )
+def _resume(
+    saved: dict[str, np.ndarray], state: PyTree, diverged: jax.Array,
+    metric_leaves: list[np.ndarray], size: int, mesh: Mesh, checkpoint_dir: str,
+) -> tuple[PyTree, jax.Array]:  # fmt: skip
+    """The checkpoint's state and divergence flags in place of the initial ones; the metrics so
+    far fill ``metric_leaves``."""
+    restore = partial(_restore_members, saved, size=size, mesh=mesh, checkpoint_dir=checkpoint_dir)
+    leaves, treedef = jax.tree.flatten(state)
+    state = treedef.unflatten([restore(f"state/{i}", leaf) for i, leaf in enumerate(leaves)])
+    for i, leaf in enumerate(metric_leaves):
+        leaf[...] = _checkpoint.restore(saved, f"metrics/{i}", leaf, size, checkpoint_dir)
+    return state, restore("diverged", diverged)
+
+
+def _save(
+    path: str, fingerprint: dict[str, str], steps_done: int, state: PyTree,
+    diverged: np.ndarray, metric_leaves: list[np.ndarray], size: int,
+) -> None:  # fmt: skip
+    """Process 0 writes the checkpoint once every process has finished the chunk (gathering the
+    state is collective), and every process waits until it is written."""
+    arrays = {f"state/{i}": _host(leaf)[:size] for i, leaf in enumerate(jax.tree.leaves(state))}
+    arrays["diverged"] = diverged
+    arrays.update({f"metrics/{i}": leaf for i, leaf in enumerate(metric_leaves)})
+    if jax.process_index() == 0:
+        _checkpoint.save(path, _checkpoint.contents(fingerprint, steps_done, arrays))
+    _barrier(f"jaxreg.sweep.run_steps checkpoint {steps_done}")
+
+
+def _record(
+    metric_leaves: list[np.ndarray], chunk_metrics: PyTree, steps_done: int, taken: int,
+    size: int, step_axis: int,
+) -> None:  # fmt: skip
+    """Copy a chunk's metrics (its first ``taken`` steps of the real members) to the host."""
+    window = (slice(None),) * step_axis + (slice(steps_done, steps_done + taken),)
+    first = (slice(None),) * step_axis + (slice(taken),)
+    for leaf, new in zip(metric_leaves, jax.tree.leaves(chunk_metrics), strict=True):
+        leaf[window] = _host(new)[:size][first]
 
 
 def _progress_bar(enabled: bool, total: int, initial: int):
@@ -526,6 +633,7 @@ def run_steps(
     devices: Sequence[Any] | None = None,
     seeds: int | None = None,
     data: PyTree = None,
+    fingerprint: Mapping[str, Any] | None = None,
 ) -> SweepResult:
     """Train every member of ``grid`` step by step, in compiled chunks, resumable after a crash.
 
@@ -538,9 +646,16 @@ def run_steps(
     with ``checkpoint_dir``, the state, the metrics so far and the step count are written
     atomically to ``checkpoint_dir/sweep_checkpoint.npz`` (no pickle). Started again with the
     same arguments, the sweep resumes from that file and ends bit-identical to an uninterrupted
-    run, losing at most one chunk of work; a checkpoint of a different sweep (grid, ``num_steps``,
-    ``chunk_size``, ``seeds``, key or state structure) or an unreadable file is a ``ValueError``,
-    never a silent restart.
+    run, losing at most one chunk of work.
+
+    A checkpoint is resumed only when its fingerprint matches, part by part: the sweep's own
+    parts ``"grid"``, ``"num_steps"``, ``"chunk_size"``, ``"seeds"``, ``"key"``,
+    ``"state/metrics structure"`` and ``"data"`` (a digest of ``data``'s values), and the named
+    parts given in ``fingerprint``. A mismatch raises :class:`CheckpointMismatchError`, whose
+    ``differing`` names the parts that changed; an unreadable file raises
+    :class:`CheckpointError`. Never a silent restart. After :func:`jax.distributed.initialize`
+    (see the module's notes on many processes) process 0 writes the checkpoint and every process
+    checks it and resumes from it, so ``checkpoint_dir`` must be on a filesystem they all see.
 
     Args:
       init_fn: ``init_fn(hparams, key) -> state`` for one member.
@@ -551,14 +666,17 @@ def run_steps(
       key: a PRNG key (``jax.random.key`` or ``jax.random.PRNGKey``).
       chunk_size: steps per compiled chunk (default ``ceil(num_steps / 10)``).
       checkpoint_dir: directory for the checkpoint (created if missing), or None for none.
-      progress: show a progress bar (needs tqdm).
-      devices: devices to shard the grid over (default ``jax.devices()``).
+      progress: show a progress bar (needs tqdm; on process 0 only).
+      devices: devices to shard the grid over (default ``jax.devices()``: every process's).
       seeds: number of seeds per member, or None for one run per member with ``key`` itself.
       data: a pytree of arrays every member reads (training data, initial parameters),
         replicated to every device and passed as the last argument: ``init_fn(hparams, key,
         data)`` and ``step_fn(state, hparams, data)``. Passed as an argument rather than closed
         over, a second sweep with new values of the same shapes (and the same ``init_fn`` and
         ``step_fn``) reuses the compiled program; a checkpoint remembers a digest of it.
+      fingerprint: named parts the checkpoint must also match, ``{name: value}`` with values
+        made of numbers, strings and arrays (the settings ``step_fn`` closes over, say): a
+        resume after one of them changed raises :class:`CheckpointMismatchError` naming it.
 
     Returns:
       :class:`SweepResult` ``(state [K, ...], metrics [K, num_steps, ...], diverged [K])``, with
@@ -587,107 +705,53 @@ def run_steps(
     for name, fn in (("init_fn", init_fn), ("step_fn", step_fn)):
         if not callable(fn):
             raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+    user_parts = _user_parts(fingerprint)
     mesh = _mesh(devices)
     padded_size = _round_up(size, mesh.devices.size)
     member_ndim = 1 if seeds is None else 2
     hparams = {name: _put_members(_pad_rows(a, padded_size), mesh) for name, a in columns.items()}
-    key = _put_replicated(key, mesh)
     shared = None if data is None else _put_replicated(data, mesh)
-    start = np.int32(0)
     limit = np.int32(num_steps)
+    chunk = partial(_run_chunk, step_fn, chunk_size=chunk_size, seeds=seeds, mesh=mesh)
 
     # Initialising is cheap, and its concrete output lets eval_shape share the chunk's trace.
-    initial_state, initial_diverged = _init_members(
-        init_fn, hparams, key, shared, seeds=seeds, mesh=mesh
+    state, diverged = _init_members(
+        init_fn, hparams, _put_replicated(key, mesh), shared, seeds=seeds, mesh=mesh
     )
-    _, _, metric_shapes = jax.eval_shape(
-        partial(_run_chunk, step_fn, chunk_size=chunk_size, seeds=seeds, mesh=mesh),
-        initial_state,
-        initial_diverged,
-        hparams,
-        start,
-        limit,
-        shared,
-    )
-    step_axis = member_ndim
+    start = np.int32(0)
+    _, _, metric_shapes = jax.eval_shape(chunk, state, diverged, hparams, start, limit, shared)
     metrics = jax.tree.map(
         lambda m: np.zeros(
-            (size,) + m.shape[1:step_axis] + (num_steps,) + m.shape[step_axis + 1 :], m.dtype
+            (size,) + m.shape[1:member_ndim] + (num_steps,) + m.shape[member_ndim + 1 :], m.dtype
         ),
         metric_shapes,
     )
-    fingerprint = _fingerprint(
-        columns, num_steps, chunk_size, seeds, key, initial_state, metric_shapes, member_ndim, data
-    )
-
-    path = None
-    saved = None
-    if checkpoint_dir is not None:
-        checkpoint_dir = os.fspath(checkpoint_dir)
-        os.makedirs(checkpoint_dir, exist_ok=True)
-        path = os.path.join(checkpoint_dir, _CHECKPOINT_NAME)
-        if os.path.exists(path):
-            saved = _load_checkpoint(path, checkpoint_dir)
-            _check_resume(saved, fingerprint, checkpoint_dir, path)
-
     metric_leaves, metric_def = jax.tree.flatten(metrics)
-    if saved is None:
-        steps_done = 0
-        state, diverged = initial_state, initial_diverged
-    else:
-        steps_done = int(_restore_leaf(saved, "steps_done", None, size, checkpoint_dir))
-        state_leaves, state_def = jax.tree.flatten(initial_state)
-        restored = []
-        for i, like in enumerate(state_leaves):
-            leaf = _restore_leaf(saved, f"state/{i}", like, size, checkpoint_dir)
-            is_key = jnp.issubdtype(like.dtype, jax.dtypes.prng_key)
-            leaf = _put_like(_pad_rows(leaf, padded_size), like)
-            if is_key:
-                leaf = jax.random.wrap_key_data(leaf, impl=jax.random.key_impl(like))
-            restored.append(leaf)
-        state = jax.tree.unflatten(state_def, restored)
-        diverged = _restore_leaf(saved, "diverged", initial_diverged, size, checkpoint_dir)
-        diverged = _put_like(_pad_rows(diverged, padded_size), initial_diverged)
-        for i, leaf in enumerate(metric_leaves):
-            leaf[...] = _restore_leaf(saved, f"metrics/{i}", leaf, size, checkpoint_dir)
-        del initial_state, initial_diverged
+    fingerprint = _fingerprint(
+        columns, num_steps, chunk_size, seeds, key, (state, metric_shapes), member_ndim, data
+    )
+    fingerprint.update(user_parts)
+    path, saved, steps_done = _open_checkpoint(checkpoint_dir, fingerprint)
+    if saved is not None:
+        state, diverged = _resume(
+            saved, state, diverged, metric_leaves, size, mesh, os.fspath(checkpoint_dir)
+        )
 
-    bar = _progress_bar(progress, num_steps, steps_done)
+    bar = _progress_bar(progress and jax.process_index() == 0, num_steps, steps_done)
     try:
         while steps_done < num_steps:
-            state, diverged, chunk_metrics = _run_chunk(
-                step_fn,
-                state,
-                diverged,
-                hparams,
-                np.int32(steps_done),
-                limit,
-                shared,
-                chunk_size=chunk_size,
-                seeds=seeds,
-                mesh=mesh,
+            state, diverged, chunk_metrics = chunk(
+                state, diverged, hparams, np.int32(steps_done), limit, shared
             )
             taken = min(chunk_size, num_steps - steps_done)
-            window = (slice(None),) * step_axis + (slice(steps_done, steps_done + taken),)
-            for leaf, new in zip(metric_leaves, jax.tree.leaves(chunk_metrics), strict=True):
-                leaf[window] = _to_host(new)[:size][(slice(None),) * step_axis + (slice(taken),)]
+            _record(metric_leaves, chunk_metrics, steps_done, taken, size, member_ndim)
             steps_done += taken
+            diverged_now = _host(diverged)[:size]  # on every process: gathering is collective
             if path is not None:
-                arrays = {
-                    "format": np.asarray(_CHECKPOINT_FORMAT),
-                    "steps_done": np.asarray(steps_done),
-                    "diverged": _to_host(diverged)[:size],
-                    **{f"fp/{part}": np.asarray(value) for part, value in fingerprint.items()},
-                    **{
-                        f"state/{i}": _to_host(leaf)[:size]
-                        for i, leaf in enumerate(jax.tree.leaves(state))
-                    },
-                    **{f"metrics/{i}": leaf for i, leaf in enumerate(metric_leaves)},
-                }
-                _save_checkpoint(path, arrays)
+                _save(path, fingerprint, steps_done, state, diverged_now, metric_leaves, size)
             if bar is not None:
                 # postfix first without a redraw, so each chunk draws the bar once
-                bar.set_postfix(diverged=int(np.sum(_to_host(diverged)[:size])), refresh=False)
+                bar.set_postfix(diverged=int(np.sum(diverged_now)), refresh=False)
                 bar.update(taken)
     finally:
         if bar is not None:
@@ -695,6 +759,6 @@ def run_steps(
 
     return SweepResult(
         state=jax.tree.map(lambda leaf: leaf[:size], state),
-        metrics=jax.tree.unflatten(metric_def, [jnp.asarray(m) for m in metric_leaves]),
+        metrics=_put_replicated(jax.tree.unflatten(metric_def, metric_leaves), mesh),
         diverged=diverged[:size],
     )
