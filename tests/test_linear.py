@@ -11,7 +11,7 @@ import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import ElasticNet, Lasso, enet_path, lasso_path
 
-from jaxreg import cv, linear
+from jaxreg import _linear_gaussian, cv, linear
 
 TIGHT = {"tol": 1e-10, "max_iter": 100_000, "dtype": jnp.float64}
 
@@ -183,9 +183,9 @@ def test_float32_warns_below_its_precision():
 def test_hyperparameters_are_data_no_recompile():
     x, y = _gaussian(80, 20)
     linear.path(x, y, l1_ratio=0.5, lambdas=10, tol=1e-6, **{"dtype": jnp.float64})
-    size = linear._solve_path._cache_size()
+    size = _linear_gaussian.solve_path._cache_size()
     res = linear.path(x, y, l1_ratio=0.9, lambdas=10, tol=1e-7, eps=0.05, dtype=jnp.float64)
-    assert linear._solve_path._cache_size() == size
+    assert _linear_gaussian.solve_path._cache_size() == size
     assert res.converged.all()
 
 
