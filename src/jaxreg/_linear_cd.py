@@ -60,29 +60,104 @@ def epoch(q: Quadratic, v, aux, idx, count, alpha, beta):
     return lax.fori_loop(0, count, step, (v, aux))
 
 
-def epochs(q: Quadratic, v, aux, idx, count, alpha, beta, dw_tol, done, max_iter):
+def epochs(q: Quadratic, v, aux, idx, count, alpha, beta, dw_tol, done, max_iter, *, anderson):
     """Epochs over ``idx[:count]`` until scikit-learn's cheap test passes (the largest update is
     at most ``dw_tol`` times the largest coefficient), or :data:`EPOCHS_PER_ROUND` more epochs
     or ``max_iter`` epochs in all (``done`` counts those already run) are spent.
 
-    Returns ``(v, aux, done)``.
+    With ``anderson``, every :data:`ANDERSON_EPOCHS` epochs the last iterates are extrapolated
+    (Anderson acceleration of coordinate descent, Bertrand & Massias 2021) and the extrapolated
+    point is kept when it lowers the objective: coordinate descent converges linearly, slowly on
+    an ill-conditioned H, and its iterates extrapolate well.
+
+    Returns ``(v, aux, done, settled)`` (settled: the cheap test passed).
     """
     budget = jnp.minimum(done + EPOCHS_PER_ROUND, max_iter)
+    history = jnp.zeros((ANDERSON_EPOCHS + 1, v.shape[0]), v.dtype).at[0].set(v)
 
     def epochs_left(carry):
-        _, _, done, settled = carry
+        _, _, done, settled, _, _ = carry
         return (~settled) & (done < budget)
 
     def run_epoch(carry):
-        v, aux, done, _ = carry
+        v, aux, done, _, history, filled = carry
         new, aux = epoch(q, v, aux, idx, count, alpha, beta)
         # Each coordinate moves once per epoch, so this is the largest single update.
         change = jnp.max(jnp.abs(new - v))
         size = jnp.max(jnp.abs(new))
-        return new, aux, done + 1, (size == 0) | (change <= dw_tol * size)
+        settled = (size == 0) | (change <= dw_tol * size)
+        if anderson:
+            history = history.at[filled].set(new)
+            full = filled == ANDERSON_EPOCHS
+            new, aux = lax.cond(
+                full & ~settled,
+                lambda: _extrapolate(q, new, aux, history, alpha, beta),
+                lambda: (new, aux),
+            )
+            history = jnp.where(full, history.at[0].set(new), history)
+            filled = jnp.where(full, 1, filled + 1)
+        return new, aux, done + 1, settled, history, filled
 
-    v, aux, done, _ = lax.while_loop(epochs_left, run_epoch, (v, aux, done, jnp.zeros((), bool)))
+    start = (v, aux, done, jnp.zeros((), bool), history, jnp.ones((), jnp.int32))
+    v, aux, done, settled, _, _ = lax.while_loop(epochs_left, run_epoch, start)
+    return v, aux, done, settled
+
+
+ANDERSON_EPOCHS = 5
+
+
+def _objective(q: Quadratic, v, aux, linear, alpha, beta):
+    """½vᵀHv − bᵀv + penalty, from aux = b − Hv."""
+    factor = 1 if q.penalty_factor is None else q.penalty_factor
+    penalty = jnp.sum(factor * (alpha * jnp.abs(v) + 0.5 * beta * v * v))
+    return -0.5 * v @ (aux + linear) + penalty
+
+
+def _extrapolate(q: Quadratic, v, aux, history, alpha, beta):
+    """The Anderson combination of the iterates in ``history`` if it is better than ``v``."""
+    steps = history[1:] - history[:-1]
+    gram = steps @ steps.T
+    gram = gram + jnp.eye(gram.shape[0], dtype=gram.dtype) * (1e-10 * jnp.trace(gram))
+    weights = jnp.linalg.solve(gram, jnp.ones(gram.shape[0], gram.dtype))
+    candidate = (weights / jnp.sum(weights)) @ history[1:]
+    linear = aux + q.matrix @ v
+    candidate_aux = linear - q.matrix @ candidate
+    better = jnp.all(jnp.isfinite(candidate)) & (
+        _objective(q, candidate, candidate_aux, linear, alpha, beta)
+        < _objective(q, v, aux, linear, alpha, beta)
+    )
+    return jnp.where(better, candidate, v), jnp.where(better, candidate_aux, aux)
+
+
+def minimize(q: Quadratic, v, aux, active, alpha, beta, dw_tol, done, max_iter):
+    """Coordinate descent on the coordinates ``active`` in chunks of
+    :data:`EPOCHS_PER_POLISH` epochs, each followed by an exact solve on the support found so far
+    (:func:`polish`). Stops when the cheap test passes, the solve is exact, or
+    :data:`EPOCHS_PER_ROUND` epochs (``max_iter`` in all) are spent.
+
+    Returns ``(v, aux, done)``.
+    """
+    (idx,) = jnp.nonzero(active, size=active.shape[0], fill_value=0)
+    count = jnp.sum(active)
+    budget = jnp.minimum(done + EPOCHS_PER_ROUND, max_iter)
+
+    def unfinished(carry):
+        return ~carry[3] & (carry[2] < budget)
+
+    def chunk(carry):
+        v, aux, done, _ = carry
+        limit = jnp.minimum(done + EPOCHS_PER_POLISH, budget)
+        v, aux, done, settled = epochs(
+            q, v, aux, idx, count, alpha, beta, dw_tol, done, limit, anderson=False
+        )
+        v, aux, solved = polish(q, v, aux, active, alpha, beta)
+        return v, aux, done, settled | solved
+
+    v, aux, done, _ = lax.while_loop(unfinished, chunk, (v, aux, done, jnp.zeros((), bool)))
     return v, aux, done
+
+
+EPOCHS_PER_POLISH = 10
 
 
 def polish(q: Quadratic, v, aux, active, alpha, beta):
@@ -108,8 +183,10 @@ def polish(q: Quadratic, v, aux, active, alpha, beta):
     # a tiny slack: the solve is exact up to rounding, the conditions are on its rounded value
     slack = 1e3 * jnp.finfo(v.dtype).eps * (alpha + jnp.max(jnp.abs(c)))
     signs_hold = (factor == 0) | ~support | (x * sign > 0)
+    # on S, the recomputed gradient is the penalty's (an ill-conditioned solve can miss it)
+    stationary = ~support | (jnp.abs(new_aux - factor * (alpha * sign + beta * x)) <= slack)
     optimal = support | ~active | (jnp.abs(new_aux) <= alpha * factor + slack)
-    solved = jnp.all(jnp.isfinite(x)) & jnp.all(signs_hold) & jnp.all(optimal)
+    solved = jnp.isfinite(x).all() & signs_hold.all() & stationary.all() & optimal.all()
     return jnp.where(solved, x, v), jnp.where(solved, new_aux, aux), solved
 
 

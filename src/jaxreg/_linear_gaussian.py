@@ -106,8 +106,9 @@ def _solve_one(d: Design, w, aux, alpha, beta, alpha_prev, gap_tol, tol, max_ite
         working = (s.w != 0) | (jnp.abs(s.correlation) > strong_threshold)
         (idx,) = jnp.nonzero(working, size=working.shape[0], fill_value=0)
         count = jnp.sum(working)
-        w, aux, epochs = cd.epochs(
-            quadratic, s.w, s.aux, idx, count, alpha, beta, s.dw_tol, s.epochs, max_iter
+        w, aux, epochs, _ = cd.epochs(
+            quadratic, s.w, s.aux, idx, count, alpha, beta, s.dw_tol, s.epochs, max_iter,
+            anderson=True,
         )
         # The carried vector is updated in place along the whole path, as sklearn does within
         # one λ: a refresh per λ costs a p×p matvec (memory bound).
@@ -120,12 +121,13 @@ def _solve_one(d: Design, w, aux, alpha, beta, alpha_prev, gap_tol, tol, max_ite
         # Zeroed columns (invalid slots) keep a zero coefficient.
         cols = d.matrix[idx] * valid[:, None].astype(d.matrix.dtype)
         sub = cd.Quadratic(cols @ cols.T, jnp.sum(cols * cols, axis=1), None)
-        (local,) = jnp.nonzero(valid, size=cap, fill_value=0)
         # The slots' correlations with the current residual: nonzeros left outside the slots
         # (more nonzeros than cap) stay fixed in this round's target, not dropped from it.
+        (local,) = jnp.nonzero(valid, size=cap, fill_value=0)
         count = jnp.sum(valid)
-        w_sub, _, epochs = cd.epochs(
-            sub, s.w[idx], cols @ s.aux, local, count, alpha, beta, s.dw_tol, s.epochs, max_iter
+        w_sub, _, epochs, _ = cd.epochs(
+            sub, s.w[idx], cols @ s.aux, local, count, alpha, beta, s.dw_tol, s.epochs,
+            max_iter, anderson=True,
         )
         w = s.w.at[idx].set(w_sub)
         aux = _fresh_aux(d, w)

@@ -204,8 +204,7 @@ def _class_step(fam, data, s: State, k, alpha, beta, alpha_prev, max_iter, cap, 
         matrix = weighted @ rows.T
         v0, g, active, factor, features = w[idx], gradient[idx], valid, None, rows
     q = cd.Quadratic(matrix, jnp.diagonal(matrix), factor)
-    (local,) = jnp.nonzero(active, size=active.shape[0], fill_value=0)
-    v, epochs = _solve_model(q, v0, -g, local, active, alpha, beta, s.dw_tol, s.epochs, max_iter)
+    v, _, epochs = cd.minimize(q, v0, -g, active, alpha, beta, s.dw_tol, s.epochs, max_iter)
     direction = v - v0
     step_eta = direction @ features  # [n]
     offset = 1 if fit_intercept else 0
@@ -249,30 +248,6 @@ def _class_step(fam, data, s: State, k, alpha, beta, alpha_prev, max_iter, cap, 
         eta=s.eta.at[:, k].add(t * step_eta),
         epochs=epochs,
     )
-
-
-def _solve_model(q, v, aux, idx, active, alpha, beta, dw_tol, done, max_iter):
-    """Minimize the quadratic model: chunks of coordinate-descent epochs, each followed by an
-    exact solve on the support found so far (kept when it is the minimizer)."""
-    count = jnp.sum(active)
-    budget = jnp.minimum(done + cd.EPOCHS_PER_ROUND, max_iter)
-
-    def unsolved(carry):
-        _, _, done, solved = carry
-        return ~solved & (done < budget)
-
-    def chunk(carry):
-        v, aux, done, _ = carry
-        limit = jnp.minimum(done + _EPOCHS_PER_POLISH, budget)
-        v, aux, done = cd.epochs(q, v, aux, idx, count, alpha, beta, dw_tol, done, limit)
-        v, aux, solved = cd.polish(q, v, aux, active, alpha, beta)
-        return v, aux, done, solved
-
-    v, _, done, _ = lax.while_loop(unsolved, chunk, (v, aux, done, jnp.zeros((), bool)))
-    return v, done
-
-
-_EPOCHS_PER_POLISH = 10
 
 
 def solve_lambda(
