@@ -186,3 +186,25 @@ def test_bad_input(kwargs, error, match):
     y = kwargs.pop("y", np.arange(10) % 2)
     with pytest.raises(error, match=match):
         linear.cv_path(x, y, folds=2, **kwargs)
+
+
+def test_multinomial_path_plot_draws_a_norm_per_feature_with_names(digits):
+    from jaxreg import plot
+
+    x, y = digits
+    res = linear.path(x, y, family="multinomial", lambdas=4, eps=0.2, **TIGHT)
+    names = [f"pixel {j}" for j in range(64)]
+    figure = plot.path(res, labels=names)
+    ax = figure.axes[0]
+    assert len(ax.lines) == 64
+    for j in (0, 20, 42):
+        norm = np.sqrt(np.sum(res.coef[:, :, j] ** 2, axis=1))
+        np.testing.assert_allclose(ax.lines[j].get_ydata(), norm)
+    # past 20 lines the names go on the colour bar
+    colour_bar = figure.axes[-1]
+    assert {label.get_text() for label in colour_bar.get_yticklabels()} <= set(names)
+    assert "pixel 63" in {label.get_text() for label in colour_bar.get_yticklabels()}
+    figure.draw_without_rendering()
+    (top,) = ax.child_axes
+    top_counts = [label.get_text() for label in top.get_xticklabels()]
+    assert top_counts == [str(n) for n in res.nonzeros[::-1]]
