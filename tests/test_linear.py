@@ -290,3 +290,27 @@ def test_solve_vmaps_over_l1_ratio_and_matches_path():
         np.testing.assert_allclose(np.asarray(batched.coef[i]), single.coef, atol=1e-8)
         np.testing.assert_allclose(np.asarray(batched.intercept[i]), single.intercept, atol=1e-8)
         assert bool(batched.converged[i].all())
+
+
+def test_stability_selection_against_a_loop_of_sklearn_paths():
+    x, y = _gaussian(60, 12, seed=6)
+    res = linear.stability_selection(x, y, num_subsamples=8, lambdas=6, eps=0.05, key=3,
+                                     threshold=0.7, batch_size=3, **TIGHT)  # fmt: skip
+    assert res.subsamples.shape == (8, 30)
+    assert all(len(set(rows)) == 30 for rows in res.subsamples)  # without replacement
+    used = np.zeros((8, 6, 12), bool)
+    for b, rows in enumerate(res.subsamples):
+        xs, ys = x[rows] - x[rows].mean(0), y[rows] - y[rows].mean()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, coefs, _ = lasso_path(xs, ys, alphas=res.lambdas, tol=1e-12, max_iter=100_000)
+        used[b] = coefs.T != 0
+    np.testing.assert_allclose(res.probabilities, used.mean(axis=0))
+    np.testing.assert_array_equal(res.max_probability, used.mean(axis=0).max(axis=0))
+    np.testing.assert_array_equal(res.selected, res.max_probability >= 0.7)
+    # the full data's grid: sklearn's λ_max down to eps·λ_max
+    xc, yc = x - x.mean(0), y - y.mean()
+    np.testing.assert_allclose(res.lambdas[[0, -1]], np.max(np.abs(xc.T @ yc)) / 60 * np.array([1, 0.05]))
+    q = used.any(axis=1).sum(axis=1).mean()
+    np.testing.assert_allclose(res.expected_false_selections, q**2 / (0.4 * 12))
+    assert set(np.flatnonzero(res.selected)) >= {0, 1, 2, 3, 4}  # the five true features

@@ -181,25 +181,31 @@ def path_program(x, y, grid, l1_ratio, eps, tol, max_iter, *, num_lambdas, fit_i
     return grid, coef, y_mean - coef @ x_mean, gaps, epochs, converged
 
 
+def masked_path(x, y, mask, lambdas, l1_ratio, tol, max_iter, *, fit_intercept, gram):
+    """The path of the rows where ``mask`` (0/1 ``[n]``) is 1: coefficients and intercepts."""
+    n_rows = jnp.sum(mask)
+    if fit_intercept:
+        x_mean = mask @ x / n_rows
+        y_mean = mask @ y / n_rows
+    else:
+        x_mean = jnp.zeros(x.shape[1], x.dtype)
+        y_mean = jnp.zeros((), x.dtype)
+    # Zeroed rows drop out of every sum, so this is an n_rows-row problem.
+    coef, _, _, _ = solve_path(
+        mask[:, None] * (x - x_mean), mask * (y - y_mean), n_rows, lambdas, l1_ratio, tol,
+        max_iter, gram=gram,
+    )  # fmt: skip
+    return coef, y_mean - coef @ x_mean
+
+
 @functools.partial(jax.jit, static_argnames=("fit_intercept", "gram"))
 def fold_losses(x, y, train, lambdas, l1_ratio, tol, max_iter, *, fit_intercept, gram):
     """Validation MSE ``[folds, K]``; ``train`` is a 0/1 row mask per fold ``[folds, n]``."""
 
     def one_fold(mask):
-        n_train = jnp.sum(mask)
-        if fit_intercept:
-            x_mean = mask @ x / n_train
-            y_mean = mask @ y / n_train
-        else:
-            x_mean = jnp.zeros(x.shape[1], x.dtype)
-            y_mean = jnp.zeros((), x.dtype)
-        # Zeroed validation rows drop out of every sum, so the fold is an n_train-row problem.
-        x_train = mask[:, None] * (x - x_mean)
-        y_train = mask * (y - y_mean)
-        coef, _, _, _ = solve_path(
-            x_train, y_train, n_train, lambdas, l1_ratio, tol, max_iter, gram=gram
+        coef, intercept = masked_path(
+            x, y, mask, lambdas, l1_ratio, tol, max_iter, fit_intercept=fit_intercept, gram=gram
         )
-        intercept = y_mean - coef @ x_mean
         residual = y[None, :] - coef @ x.T - intercept[:, None]
         validation = 1 - mask
         return (residual**2 @ validation) / jnp.sum(validation)

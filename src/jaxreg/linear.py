@@ -70,11 +70,19 @@ import numpy as np
 
 from jaxreg import _linear_gaussian as gaussian
 from jaxreg import _linear_glm as glm
-from jaxreg import cv
+from jaxreg import _linear_stability, cv
 from jaxreg._checks import check_choice, check_data, check_int
 from jaxreg._tree import check_positive, check_unit_interval
 
-__all__ = ["LinearCVPath", "LinearPath", "cv_path", "path", "solve"]
+__all__ = [
+    "LinearCVPath",
+    "LinearPath",
+    "StabilityPath",
+    "cv_path",
+    "path",
+    "solve",
+    "stability_selection",
+]
 
 FAMILIES = ("gaussian", "binomial", "multinomial")
 MEASURES = {"gaussian": ("mse", "deviance"), "binomial": ("deviance", "class"),
@@ -543,6 +551,141 @@ def _fold_losses(problem: _Problem, s: _Settings, fold_ids, grid, measure: str):
                                           cap=glm.working_set_cap(n, p))  # fmt: skip
         deviance, error = np.asarray(deviance, np.float64), np.asarray(error, np.float64)
     return (deviance if measure == "deviance" else error), 1 - error
+
+
+class StabilityPath(NamedTuple):
+    r"""Stability selection along a λ grid (numpy arrays; K = number of λ, p = features).
+
+    Attributes:
+        lambdas: the λ grid ``[K]`` (descending, from the full data).
+        probabilities: selection probability ``[K, p]``: the fraction of subsamples whose fit at
+            λ has a nonzero coefficient (in any class) for the feature.
+        max_probability: the largest probability over the grid per feature ``[p]``.
+        selected: ``max_probability >= threshold`` per feature ``[p]``: the stable set.
+        threshold: π_thr.
+        expected_false_selections: Meinshausen & Bühlmann's bound on the expected number of
+            noise features in the stable set, :math:`q^2 / ((2\pi_{thr} - 1)\,p)` with q the
+            mean number of features a subsample's path selects anywhere on the grid (inf for
+            ``threshold <= 0.5``); lower the grid's reach (a larger ``eps``) to tighten it.
+        subsamples: the rows of each subsample ``[B, n // 2]``.
+    """
+
+    lambdas: np.ndarray
+    probabilities: np.ndarray
+    max_probability: np.ndarray
+    selected: np.ndarray
+    threshold: float
+    expected_false_selections: float
+    subsamples: np.ndarray
+
+
+def stability_selection(
+    X: Any,
+    y: Any,
+    *,
+    family: str = "gaussian",
+    num_subsamples: int = 100,
+    threshold: float = 0.6,
+    key: Any = None,
+    l1_ratio: float = 1.0,
+    lambdas: int | Any = 20,
+    eps: float = 0.1,
+    fit_intercept: bool = True,
+    tol: float = 1e-4,
+    max_iter: int | None = None,
+    dtype: Any = None,
+    batch_size: int | None = None,
+) -> StabilityPath:
+    r"""Stability selection (Meinshausen & Bühlmann 2010): lasso paths on many random halves of
+    the data, all in one compiled program, and how often each feature is selected.
+
+    For B subsamples :math:`I_b` of :math:`\lfloor n/2\rfloor` rows drawn without replacement,
+    the selection probability of feature j at λ is
+    :math:`\hat\Pi_j(\lambda) = \frac1B \sum_b 1[\hat w_j(\lambda; I_b) \ne 0]`, and the
+    stable set is :math:`\{j : \max_\lambda \hat\Pi_j(\lambda) \ge \pi_{thr}\}`. The paths
+    run ``batch_size`` at a time under ``jax.vmap`` (their coordinate-descent steps in
+    lockstep): one compiled program instead of B solver calls.
+
+    Args:
+        X: design matrix ``[n, p]``.
+        y: targets ``[n]`` (real values, or class labels for binomial/multinomial).
+        family: ``"gaussian"``, ``"binomial"`` or ``"multinomial"``, as in :func:`path`.
+        num_subsamples: B ≥ 1 (100 is customary).
+        threshold: π_thr in (0, 1]; Meinshausen & Bühlmann suggest 0.6 to 0.9.
+        key: ``jax.random`` key (or int seed) for the subsamples; ``None`` means seed 0.
+        l1_ratio: ρ in (0, 1] (ridge selects everything).
+        lambdas: number of λ of the default grid (from the full data's λ_max down to
+            ``eps * λ_max``) or an explicit 1-D array.
+        eps: the default grid's λ_min / λ_max: stability selection wants a grid that stops
+            before noise features enter (see ``expected_false_selections``).
+        fit_intercept, tol, max_iter, dtype: as in :func:`path` (each subsample is centred on
+            its own rows).
+        batch_size: subsamples solved at once (memory grows with it: B × n × p for the
+            gaussian family's masked copies of X); ``None`` means all of them.
+
+    Returns:
+        A :class:`StabilityPath`.
+
+    Example:
+        >>> import numpy as np
+        >>> from jaxreg import linear
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(100, 8))
+        >>> y = 2 * X[:, 0] - 3 * X[:, 1] + rng.normal(size=100)
+        >>> stable = linear.stability_selection(X, y, num_subsamples=20, key=1)
+        >>> np.flatnonzero(stable.selected).tolist(), stable.probabilities.shape
+        ([0, 1], (20, 8))
+    """
+    problem = _problem(X, y, family)
+    num_subsamples = check_int(num_subsamples, "num_subsamples", minimum=1)
+    check_positive(threshold, "threshold")
+    check_unit_interval(threshold, "threshold")
+    if float(l1_ratio) == 0:
+        raise ValueError("l1_ratio must be > 0 for stability selection (ridge selects all)")
+    settings = _settings(problem, l1_ratio, lambdas, eps, fit_intercept, tol, max_iter, "auto",
+                         dtype)  # fmt: skip
+    batch = num_subsamples if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
+    n, p = problem.x.shape
+    rng = jax.random.key(0 if key is None else key) if not _is_key(key) else key
+    with settings.x64():
+        x = jnp.asarray(problem.x, settings.dtype)
+        targets = jnp.asarray(problem.targets, settings.dtype)
+        grid = _grid(problem, settings, x, targets)
+        rows = jax.vmap(lambda k: jax.random.permutation(k, n)[: n // 2])(
+            jax.random.split(rng, num_subsamples)
+        )
+        masks = jax.vmap(lambda r: jnp.zeros(n, settings.dtype).at[r].set(1))(rows)
+        probabilities, counts = _linear_stability.selection(
+            x, targets, masks, grid, jnp.asarray(settings.l1_ratio, settings.dtype),
+            jnp.asarray(settings.tol, settings.dtype), jnp.asarray(settings.max_iter, jnp.int32),
+            family=family, fit_intercept=settings.fit_intercept, gram=settings.gram,
+            cap=glm.working_set_cap(n, p), batch_size=batch,
+        )  # fmt: skip
+        probabilities, counts, grid, rows = (
+            np.asarray(a) for a in (probabilities, counts, grid, rows)
+        )
+    top = probabilities.max(axis=0)
+    bound = np.mean(counts) ** 2 / ((2 * threshold - 1) * p) if threshold > 0.5 else np.inf
+    return StabilityPath(grid, probabilities, top, top >= threshold, float(threshold),
+                         float(bound), np.sort(rows, axis=1))  # fmt: skip
+
+
+def _is_key(key: Any) -> bool:
+    return isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+
+
+def _grid(problem: _Problem, s: _Settings, x, targets) -> jax.Array:
+    """The given grid, or the full data's default one (λ_max down to eps·λ_max)."""
+    if s.grid is not None:
+        return jnp.asarray(s.grid, s.dtype)
+    if problem.family == "gaussian":
+        if s.fit_intercept:
+            x, targets = x - jnp.mean(x, axis=0), targets - jnp.mean(targets)
+        top = gaussian.lambda_max(x, targets, s.l1_ratio)
+    else:
+        data = glm.Data(x.T, targets, jnp.ones(x.shape[0], x.dtype))
+        top = glm.lambda_max(glm.family(problem.family), data, s.l1_ratio, s.fit_intercept)
+    return gaussian.default_grid(top, jnp.asarray(s.eps, s.dtype), s.num_lambdas)
 
 
 # --------------------------------------------------------------------------------------------
