@@ -16,30 +16,31 @@ from jaxreg import _linear_glm as glm
     jax.jit, static_argnames=("family", "fit_intercept", "gram", "cap", "batch_size")
 )
 def selection(
-    x, targets, masks, lambdas, l1_ratio, tol, max_iter, *, family, fit_intercept, gram, cap,
+    x, targets, rows, lambdas, l1_ratio, tol, max_iter, *, family, fit_intercept, gram, cap,
     batch_size,
 ):  # fmt: skip
-    """The fraction of subsamples (0/1 row masks ``[B, n]``) whose path uses each feature at each
+    """The fraction of subsamples (row indices ``[B, m]``) whose path uses each feature at each
     λ ``[K, p]``, and the number of features each subsample's path uses anywhere ``[B]``.
 
     ``batch_size`` subsamples run at once under ``jax.vmap`` (their coordinate-descent steps in
-    lockstep, vectorized across subsamples), batches one after another (``lax.map``).
+    lockstep), batches one after another (``lax.map``).
     """
-    xt = x.T
 
-    def used(mask):
+    def used(subsample):
+        x_sub, y_sub = x[subsample], targets[subsample]
         if family == "gaussian":
             coef, _ = gaussian.masked_path(
-                x, targets, mask, lambdas, l1_ratio, tol, max_iter, fit_intercept=fit_intercept,
-                gram=gram,
+                x_sub, y_sub, jnp.ones(x_sub.shape[0], x.dtype), lambdas, l1_ratio, tol,
+                max_iter, fit_intercept=fit_intercept, gram=gram,
             )  # fmt: skip
             return coef != 0
+        data = glm.Data(x_sub.T, y_sub, jnp.ones(x_sub.shape[0], x.dtype))
         coef, _, _, _, _ = glm.solve_path(
-            glm.Data(xt, targets, mask), lambdas, l1_ratio, tol, max_iter, family_name=family,
+            data, lambdas, l1_ratio, tol, max_iter, family_name=family,
             fit_intercept=fit_intercept, cap=cap,
         )  # fmt: skip
         return jnp.any(coef != 0, axis=1)
 
-    selected = lax.map(used, masks, batch_size=batch_size)  # [B, K, p]
+    selected = lax.map(used, rows, batch_size=batch_size)  # [B, K, p]
     probabilities = jnp.mean(selected.astype(x.dtype), axis=0)
     return probabilities, jnp.sum(jnp.any(selected, axis=1), axis=1)
