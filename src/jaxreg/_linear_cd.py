@@ -191,26 +191,39 @@ def polish(q: Quadratic, v, aux, active, alpha, beta):
 
 
 def working_slots(w, gradient, alpha, beta, alpha_prev, cap: int):
-    r"""``cap`` feature slots and which of them are in the working set (nonzeros and features
-    passing the sequential strong rule :math:`|g_j| > 2\alpha_k - \alpha_{k-1}`).
+    r"""``cap`` feature slots holding the working set: nonzeros and features passing the
+    sequential strong rule :math:`|g_j| > 2\alpha_k - \alpha_{k-1}`. Returns the slots' features
+    ``[cap]`` (p marks an empty slot: gather with a mask, scatter with ``mode="drop"``) and
+    which slots are filled.
 
-    While the nonzeros fit, they all get slots and zero features follow by |gradient|; once
-    they fill every slot, slots go to the largest KKT violations (nonzeros left out stay fixed
-    this round, which block coordinate descent allows).
+    When more features qualify than there are slots: while the nonzeros fit, they all get slots
+    and zero features follow by |gradient|; once they fill every slot, slots go to the largest
+    KKT violations (nonzeros left out stay fixed this round, which block coordinate descent
+    allows).
     """
+    num_features = w.shape[0]
     magnitude = jnp.abs(gradient)
     nonzero = w != 0
-    strong = magnitude > jnp.maximum(2 * alpha - alpha_prev, 0)
-    if cap >= w.shape[0]:
-        return jnp.arange(w.shape[0]), nonzero | strong
-    violation = jnp.where(
-        nonzero,
-        jnp.abs(gradient + beta * w + alpha * jnp.sign(w)),
-        jnp.maximum(magnitude - alpha, 0),
-    )
-    fits = jnp.sum(nonzero) < cap
-    priority = jnp.where(
-        fits, jnp.where(nonzero, jnp.max(magnitude) + 1 + violation, magnitude), violation
-    )
-    _, idx = lax.top_k(priority, cap)
-    return idx, nonzero[idx] | strong[idx]
+    wanted = nonzero | (magnitude > jnp.maximum(2 * alpha - alpha_prev, 0))
+    if cap >= num_features:
+        return jnp.arange(num_features), wanted
+
+    def all_fit():  # the common case, without top_k's sort of all p features
+        (idx,) = jnp.nonzero(wanted, size=cap, fill_value=num_features)
+        return idx.astype(jnp.int32)
+
+    def by_priority():
+        violation = jnp.where(
+            nonzero,
+            jnp.abs(gradient + beta * w + alpha * jnp.sign(w)),
+            jnp.maximum(magnitude - alpha, 0),
+        )
+        fits = jnp.sum(nonzero) < cap
+        priority = jnp.where(
+            fits, jnp.where(nonzero, jnp.max(magnitude) + 1 + violation, magnitude), violation
+        )
+        _, idx = lax.top_k(jnp.where(wanted, priority, -1), cap)
+        return jnp.where(wanted[idx], idx, num_features).astype(jnp.int32)
+
+    idx = lax.cond(jnp.sum(wanted) <= cap, all_fit, by_priority)
+    return idx, idx < num_features

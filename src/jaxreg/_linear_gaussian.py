@@ -1,20 +1,20 @@
 """The Gaussian (least-squares) path: coordinate descent with scikit-learn's objective and gaps.
 
 Everything here works in scikit-learn's n-scaled units: P(w) = ½‖R‖² + α‖w‖₁ + ½β‖w‖² with
-α = λρn, β = λ(1−ρ)n and R = y − Xw (X, y centred by the caller when there is an intercept).
+α = λρn, β = λ(1−ρ)n and R = y − Xw (X, y centred when there is an intercept).
 
-Each λ (descending, warm-started, one ``lax.scan``) alternates (i) a full duality-gap check,
-(ii) a working set = the nonzero coefficients plus the features passing the sequential strong
-rule, and (iii) coordinate-descent epochs over that set (:mod:`jaxreg._linear_cd`). In Gram
-form (``gram=True``) the epochs run on XᵀX; otherwise the working set has at most ``cap`` slots
-and its own Gram matrix is formed each round, so the epochs stay in Gram form. The gap over all
-p features certifies convergence, so a feature wrongly left out is picked up at the next check.
+Each λ (descending, warm-started, one ``lax.scan``) alternates (i) a working set = the nonzero
+coefficients plus the features passing the sequential strong rule, (ii) Anderson-accelerated
+coordinate-descent epochs over that set (:mod:`jaxreg._linear_cd`) and (iii) a duality-gap
+check over all p features, which certifies convergence (a feature wrongly left out is picked up
+at the next round). The epochs run on XᵀX (Gram form: computed once, a step is an axpy of
+length p) when p ≤ 2n, else on the residual (a step is a dot and an axpy of length n).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,14 +26,42 @@ from jaxreg.regularizers import ElasticNet
 
 
 class Design(NamedTuple):
-    """What coordinate descent needs from (X, y); ``gram`` selects the representation."""
+    """What coordinate descent needs from the centred (X, y): Gram form (``y`` is None: a
+    coordinate step is independent of n) or residual form."""
 
     matrix: jax.Array  # XᵀX [p, p] (Gram form) or Xᵀ [p, n] (residual form)
     xty: jax.Array  # Xᵀy [p]
-    y: jax.Array  # y [n] (residual form only)
+    y: jax.Array | None  # y [n] (residual form only)
     yy: jax.Array  # yᵀy
     col_sq: jax.Array  # ‖x_j‖² [p]
-    gram: bool
+
+    @property
+    def gram(self) -> bool:
+        return self.y is None
+
+
+class Statistics(NamedTuple):
+    """The Gram form's sufficient statistics of (X, y), centred when there is an intercept."""
+
+    gram: Any  # X_cᵀX_c [p, p]
+    xty: Any  # X_cᵀy_c [p]
+    yy: Any  # y_cᵀy_c
+    x_mean: Any  # [p] (zeros without an intercept)
+    y_mean: Any
+    n_rows: Any
+
+
+def statistics(x, y, fit_intercept: bool, xp=jnp) -> Statistics:
+    """The statistics in numpy (``xp=np``: BLAS's symmetric rank-k update, several times
+    faster than XLA's CPU dot in float64) or in JAX (``xp=jnp``, inside programs)."""
+    if fit_intercept:
+        x_mean, y_mean = xp.mean(x, axis=0), xp.mean(y)
+        x, y = x - x_mean, y - y_mean
+    else:
+        x_mean, y_mean = xp.zeros(x.shape[1], x.dtype), xp.zeros((), x.dtype)
+    gram = gram_matrix(x) if xp is jnp else x.T @ x
+    n_rows = xp.asarray(x.shape[0], x.dtype)
+    return Statistics(gram, x.T @ y, y @ y, x_mean, y_mean, n_rows)
 
 
 def gram_matrix(x: jax.Array) -> jax.Array:
@@ -45,15 +73,18 @@ def gram_matrix(x: jax.Array) -> jax.Array:
     return x.T @ x
 
 
-def make_design(x: jax.Array, y: jax.Array, gram: bool) -> Design:
-    xty = x.T @ y
-    matrix = gram_matrix(x) if gram else x.T
-    return Design(matrix, xty, y, y @ y, jnp.sum(x * x, axis=0), gram)
+def gram_design(stats: Statistics) -> Design:
+    return Design(stats.gram, stats.xty, None, stats.yy, jnp.diagonal(stats.gram))
+
+
+def residual_design(x, y) -> Design:
+    return Design(x.T, x.T @ y, y, y @ y, jnp.sum(x * x, axis=0))
 
 
 def _fresh_aux(d: Design, w: jax.Array) -> jax.Array:
     # Gram form carries the correlations Xᵀ(y − Xw); residual form carries y − Xw.
-    return d.xty - d.matrix @ w if d.gram else d.y - d.matrix.T @ w
+    # w @ Xᵀ, not X @ w: XLA would transpose the [p, n] matrix first.
+    return d.xty - d.matrix @ w if d.gram else d.y - w @ d.matrix
 
 
 def duality_gap(d: Design, w, aux, alpha, beta):
@@ -83,6 +114,14 @@ def duality_gap(d: Design, w, aux, alpha, beta):
     return gap, correlation
 
 
+class _Slots(NamedTuple):
+    """The residual form's working set: ``cap`` slots holding features (−1: empty) and the Gram
+    matrix of their columns, kept up to date row by row as features come and go."""
+
+    features: jax.Array  # [cap] int
+    gram: jax.Array  # [cap, cap]
+
+
 class _LambdaState(NamedTuple):
     w: jax.Array
     aux: jax.Array
@@ -90,12 +129,21 @@ class _LambdaState(NamedTuple):
     gap: jax.Array
     epochs: jax.Array
     dw_tol: jax.Array
+    slots: _Slots | None  # residual form only
 
 
-def _solve_one(d: Design, w, aux, alpha, beta, alpha_prev, gap_tol, tol, max_iter, cap):
-    """Minimize at one λ from the warm start ``w``; stop on the duality gap."""
-    gap, correlation = duality_gap(d, w, aux, alpha, beta)
-    state = _LambdaState(w, aux, correlation, gap, jnp.zeros((), jnp.int32), tol)
+def _solve_one(d: Design, w, aux, slots, alpha, beta, alpha_prev, gap_tol, tol, max_iter):
+    """Minimize at one λ from the warm start ``w``; stop on the duality gap.
+
+    Each round: a working set (nonzeros + strong-rule survivors, from the last gap check's
+    correlations), Anderson-accelerated coordinate-descent epochs on it, a gap check over all
+    p features.
+    """
+    _, correlation = duality_gap(d, w, aux, alpha, beta)
+    # At least one round, as scikit-learn (its first gap check follows its first epochs): a warm
+    # start inside the tolerance would otherwise stay far less accurate than sklearn's result.
+    unchecked = jnp.full((), jnp.inf, w.dtype)
+    state = _LambdaState(w, aux, correlation, unchecked, jnp.zeros((), jnp.int32), tol, slots)
     strong_threshold = jnp.maximum(2 * alpha - alpha_prev, 0)
     quadratic = cd.Quadratic(d.matrix, d.col_sq, None)
 
@@ -105,59 +153,124 @@ def _solve_one(d: Design, w, aux, alpha, beta, alpha_prev, gap_tol, tol, max_ite
     def gram_round(s: _LambdaState) -> _LambdaState:
         working = (s.w != 0) | (jnp.abs(s.correlation) > strong_threshold)
         (idx,) = jnp.nonzero(working, size=working.shape[0], fill_value=0)
-        count = jnp.sum(working)
         w, aux, epochs, _ = cd.epochs(
-            quadratic, s.w, s.aux, idx, count, alpha, beta, s.dw_tol, s.epochs, max_iter,
-            anderson=True,
-        )
+            quadratic, s.w, s.aux, idx, jnp.sum(working), alpha, beta, s.dw_tol, s.epochs,
+            max_iter, anderson=True,
+        )  # fmt: skip
         # The carried vector is updated in place along the whole path, as sklearn does within
-        # one λ: a refresh per λ costs a p×p matvec (memory bound).
+        # one λ (a refresh per λ would cost a matvec).
         gap, correlation = duality_gap(d, w, aux, alpha, beta)
         # If the gap is not yet small enough, ask more of the inner loop next time.
-        return _LambdaState(w, aux, correlation, gap, epochs, s.dw_tol * 0.1)
+        return _LambdaState(w, aux, correlation, gap, epochs, s.dw_tol * 0.1, None)
 
-    def working_gram_round(s: _LambdaState) -> _LambdaState:
+    def slots_round(s: _LambdaState) -> _LambdaState:
+        cap = s.slots.features.shape[0]
         idx, valid = cd.working_slots(s.w, -s.correlation, alpha, beta, alpha_prev, cap)
-        # Zeroed columns (invalid slots) keep a zero coefficient.
-        cols = d.matrix[idx] * valid[:, None].astype(d.matrix.dtype)
-        sub = cd.Quadratic(cols @ cols.T, jnp.sum(cols * cols, axis=1), None)
+        slots = _fill_slots(d.matrix, s.slots, idx, valid)
+        filled = slots.features >= 0
+        held = jnp.where(filled, slots.features, 0)
+        columns = d.matrix[held] * filled[:, None].astype(d.matrix.dtype)  # [cap, n]
+        sub = cd.Quadratic(slots.gram, jnp.diagonal(slots.gram), None)
+        (local,) = jnp.nonzero(filled, size=cap, fill_value=0)
         # The slots' correlations with the current residual: nonzeros left outside the slots
         # (more nonzeros than cap) stay fixed in this round's target, not dropped from it.
-        (local,) = jnp.nonzero(valid, size=cap, fill_value=0)
-        count = jnp.sum(valid)
         w_sub, _, epochs, _ = cd.epochs(
-            sub, s.w[idx], cols @ s.aux, local, count, alpha, beta, s.dw_tol, s.epochs,
-            max_iter, anderson=True,
-        )
-        w = s.w.at[idx].set(w_sub)
+            sub, jnp.where(filled, s.w[held], 0), columns @ s.aux, local, jnp.sum(filled), alpha,
+            beta, s.dw_tol, s.epochs, max_iter, anderson=True,
+        )  # fmt: skip
+        w = s.w.at[jnp.where(filled, held, s.w.shape[0])].set(w_sub, mode="drop")
         aux = _fresh_aux(d, w)
         gap, correlation = duality_gap(d, w, aux, alpha, beta)
-        return _LambdaState(w, aux, correlation, gap, epochs, s.dw_tol * 0.1)
+        return _LambdaState(w, aux, correlation, gap, epochs, s.dw_tol * 0.1, slots)
 
-    return lax.while_loop(keep_going, gram_round if d.gram else working_gram_round, state)
+    return lax.while_loop(keep_going, gram_round if d.gram else slots_round, state)
 
 
-@functools.partial(jax.jit, static_argnames=("gram",))
-def solve_path(x, y, n_rows, lambdas, l1_ratio, tol, max_iter, *, gram: bool):
-    """Coefficients along a descending grid for centred (x, y); gaps in objective units."""
-    d = make_design(x, y, gram)
+def _fill_slots(xt, slots: _Slots, idx, valid) -> _Slots:
+    """Slots holding exactly the wanted features ``idx[valid]``: features already held keep
+    their slot (and their Gram rows); the others take freed slots, and only their rows of the
+    slots' Gram matrix are computed (n·cap flops each, instead of n·cap² per round)."""
+    cap = slots.features.shape[0]
+    num_features = xt.shape[0]
+    wanted = jnp.zeros(num_features, bool).at[idx].set(valid, mode="drop")
+    held = jnp.where(slots.features >= 0, slots.features, 0)
+    keep = (slots.features >= 0) & wanted[held]
+    cached = jnp.zeros(num_features, bool).at[jnp.where(keep, held, num_features)].set(
+        True, mode="drop"
+    )
+    (arrivals,) = jnp.nonzero(wanted & ~cached, size=cap, fill_value=0)
+    (free,) = jnp.nonzero(~keep, size=cap, fill_value=0)
+    num_arrivals = jnp.sum(wanted & ~cached)
+    arriving = jnp.arange(cap) < num_arrivals
+    features = jnp.where(keep, slots.features, -1)
+    features = features.at[jnp.where(arriving, free, cap)].set(arrivals, mode="drop")
+    filled = features >= 0
+    columns = xt[jnp.where(filled, features, 0)] * filled[:, None].astype(xt.dtype)
+
+    def add_row(k, gram):
+        row = columns @ columns[free[k]]
+        return gram.at[free[k]].set(row).at[:, free[k]].set(row)
+
+    return _Slots(features, lax.fori_loop(0, num_arrivals, add_row, slots.gram))
+
+
+@jax.jit
+def solve_path(d: Design, n_rows, lambdas, l1_ratio, tol, max_iter):
+    """Coefficients along a descending grid; gaps in objective units."""
     alphas = lambdas * l1_ratio * n_rows
     betas = lambdas * (1 - l1_ratio) * n_rows
     gap_tol = tol * d.yy
     alphas_prev = jnp.concatenate([alphas[:1], alphas[:-1]])
-    num_rows, num_features = x.shape
-    cap = working_set_cap(num_rows, num_features)
+    num_features = d.matrix.shape[0]
 
     def one_lambda(carry, inputs):
-        w, aux = carry
+        w, aux, slots = carry
         alpha, beta, alpha_prev = inputs
-        s = _solve_one(d, w, aux, alpha, beta, alpha_prev, gap_tol, tol, max_iter, cap)
-        return (s.w, s.aux), (s.w, s.gap / n_rows, s.epochs, s.gap <= gap_tol)
+        s = _solve_one(d, w, aux, slots, alpha, beta, alpha_prev, gap_tol, tol, max_iter)
+        return (s.w, s.aux, s.slots), (s.w, s.gap / n_rows, s.epochs, s.gap <= gap_tol)
 
-    w0 = jnp.zeros(x.shape[1], x.dtype)
-    start = (w0, _fresh_aux(d, w0))
+    w0 = jnp.zeros(num_features, d.xty.dtype)
+    slots = None
+    if not d.gram:
+        cap = working_set_cap(d.matrix.shape[1], num_features)
+        slots = _Slots(jnp.full(cap, -1), jnp.zeros((cap, cap), d.xty.dtype))
+    start = (w0, _fresh_aux(d, w0), slots)
     _, (coef, gaps, epochs, converged) = lax.scan(one_lambda, start, (alphas, betas, alphas_prev))
     return coef, gaps, epochs, converged
+
+
+def working_set_cap(n: int, p: int) -> int:
+    # Lasso solutions have at most n nonzeros (generic data): 2n slots leave room to grow
+    # (more nonzeros than slots still converge: the most KKT-violating take turns); 512 bounds
+    # the slots' Gram matrix.
+    return min(p, max(32, min(2 * n, 512)))
+
+
+def _path(d: Design, n_rows, x_mean, y_mean, grid, l1_ratio, eps, tol, max_iter, num_lambdas):
+    if num_lambdas is not None:
+        grid = default_grid(lambda_max(d.xty, n_rows, l1_ratio), eps, num_lambdas)
+    coef, gaps, epochs, converged = solve_path(d, n_rows, grid, l1_ratio, tol, max_iter)
+    return grid, coef, y_mean - coef @ x_mean, gaps, epochs, converged
+
+
+@functools.partial(jax.jit, static_argnames=("num_lambdas",))
+def gram_path_program(stats: Statistics, grid, l1_ratio, eps, tol, max_iter, *, num_lambdas):
+    """Grid, path and intercepts from the Gram form's statistics: the program sees p, not n."""
+    return _path(gram_design(stats), stats.n_rows, stats.x_mean, stats.y_mean, grid, l1_ratio,
+                 eps, tol, max_iter, num_lambdas)  # fmt: skip
+
+
+@functools.partial(jax.jit, static_argnames=("num_lambdas", "fit_intercept", "gram"))
+def path_program(x, y, grid, l1_ratio, eps, tol, max_iter, *, num_lambdas, fit_intercept, gram):
+    """Centring, grid, path and intercepts in one compiled program (raw data in)."""
+    if gram:
+        stats = statistics(x, y, fit_intercept)
+        return _path(gram_design(stats), stats.n_rows, stats.x_mean, stats.y_mean, grid,
+                     l1_ratio, eps, tol, max_iter, num_lambdas)  # fmt: skip
+    x, y, x_mean, y_mean = _centre(x, y, fit_intercept)
+    n_rows = jnp.asarray(x.shape[0], x.dtype)
+    return _path(residual_design(x, y), n_rows, x_mean, y_mean, grid, l1_ratio, eps, tol,
+                 max_iter, num_lambdas)  # fmt: skip
 
 
 def _centre(x, y, fit_intercept: bool):
@@ -168,55 +281,52 @@ def _centre(x, y, fit_intercept: bool):
     return x, y, jnp.zeros(x.shape[1], x.dtype), jnp.zeros((), x.dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("num_lambdas", "fit_intercept", "gram"))
-def path_program(x, y, grid, l1_ratio, eps, tol, max_iter, *, num_lambdas, fit_intercept, gram):
-    """Centring, grid, path and intercepts in one compiled program (raw data in)."""
-    x, y, x_mean, y_mean = _centre(x, y, fit_intercept)
-    if num_lambdas is not None:
-        grid = default_grid(lambda_max(x, y, l1_ratio), eps, num_lambdas)
-    n_rows = jnp.asarray(x.shape[0], x.dtype)
-    coef, gaps, epochs, converged = solve_path(
-        x, y, n_rows, grid, l1_ratio, tol, max_iter, gram=gram
-    )
-    return grid, coef, y_mean - coef @ x_mean, gaps, epochs, converged
+@jax.jit
+def gram_fold_paths(stats: Statistics, lambdas, l1_ratio, tol, max_iter):
+    """Coefficients ``[F, K, p]`` and intercepts ``[F, K]`` of F problems given by stacked
+    statistics (one after another: ``lax.map``)."""
 
-
-def masked_path(x, y, mask, lambdas, l1_ratio, tol, max_iter, *, fit_intercept, gram):
-    """The path of the rows where ``mask`` (0/1 ``[n]``) is 1: coefficients and intercepts."""
-    n_rows = jnp.sum(mask)
-    if fit_intercept:
-        x_mean = mask @ x / n_rows
-        y_mean = mask @ y / n_rows
-    else:
-        x_mean = jnp.zeros(x.shape[1], x.dtype)
-        y_mean = jnp.zeros((), x.dtype)
-    # Zeroed rows drop out of every sum, so this is an n_rows-row problem.
-    coef, _, _, _ = solve_path(
-        mask[:, None] * (x - x_mean), mask * (y - y_mean), n_rows, lambdas, l1_ratio, tol,
-        max_iter, gram=gram,
-    )  # fmt: skip
-    return coef, y_mean - coef @ x_mean
-
-
-@functools.partial(jax.jit, static_argnames=("fit_intercept", "gram"))
-def fold_losses(x, y, train, lambdas, l1_ratio, tol, max_iter, *, fit_intercept, gram):
-    """Validation MSE ``[folds, K]``; ``train`` is a 0/1 row mask per fold ``[folds, n]``."""
-
-    def one_fold(mask):
-        coef, intercept = masked_path(
-            x, y, mask, lambdas, l1_ratio, tol, max_iter, fit_intercept=fit_intercept, gram=gram
+    def one(stats):
+        coef, _, _, _ = solve_path(
+            gram_design(stats), stats.n_rows, lambdas, l1_ratio, tol, max_iter
         )
-        residual = y[None, :] - coef @ x.T - intercept[:, None]
-        validation = 1 - mask
-        return (residual**2 @ validation) / jnp.sum(validation)
+        return coef, stats.y_mean - coef @ stats.x_mean
 
-    return lax.map(one_fold, train)
+    return lax.map(one, stats)
 
 
-def lambda_max(x_c, y_c, l1_ratio) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("fit_intercept",))
+def masked_fold_paths(x, y, train, lambdas, l1_ratio, tol, max_iter, *, fit_intercept):
+    """As :func:`gram_fold_paths` in residual form for the rows where each 0/1 mask of
+    ``train`` ``[F, n]`` is 1."""
+
+    def one(mask):
+        n_rows = jnp.sum(mask)
+        if fit_intercept:
+            x_mean, y_mean = mask @ x / n_rows, mask @ y / n_rows
+        else:
+            x_mean, y_mean = jnp.zeros(x.shape[1], x.dtype), jnp.zeros((), x.dtype)
+        # Zeroed rows drop out of every sum, so this is an n_rows-row problem.
+        d = residual_design(mask[:, None] * (x - x_mean), mask * (y - y_mean))
+        coef, _, _, _ = solve_path(d, n_rows, lambdas, l1_ratio, tol, max_iter)
+        return coef, y_mean - coef @ x_mean
+
+    return lax.map(one, train)
+
+
+def rows_path(x, y, lambdas, l1_ratio, tol, max_iter, *, fit_intercept, gram):
+    """Coefficients and intercepts of (x, y) inside a program (stability selection)."""
+    _, coef, intercept, _, _, _ = path_program(
+        x, y, lambdas, l1_ratio, None, tol, max_iter, num_lambdas=None,
+        fit_intercept=fit_intercept, gram=gram,
+    )  # fmt: skip
+    return coef, intercept
+
+
+def lambda_max(xty, n_rows, l1_ratio) -> jax.Array:
     """scikit-learn's λ_max: the elastic net's dual norm of the null model's gradient,
     max|X_cᵀy_c| / (nρ)."""
-    return ElasticNet(1.0, l1_ratio).dual_norm(x_c.T @ y_c / x_c.shape[0])
+    return ElasticNet(1.0, l1_ratio).dual_norm(xty / n_rows)
 
 
 def default_grid(lambda_max, eps, num_lambdas: int) -> jax.Array:
@@ -228,19 +338,11 @@ def default_grid(lambda_max, eps, num_lambdas: int) -> jax.Array:
     return jnp.where(lambda_max <= resolution, jnp.asarray(resolution, dtype), grid)
 
 
-def working_set_cap(n: int, p: int) -> int:
-    # Lasso solutions have at most n nonzeros (generic data): 2n slots leave room to grow; the
-    # 512 bound keeps the per-round n·cap² Gram affordable (more nonzeros than slots still
-    # converge: the most KKT-violating nonzeros take turns).
-    return min(p, max(32, min(2 * n, 512)))
-
-
-def choose_gram(precompute: bool | str, n: int, p: int, l1_ratio) -> bool:
+def choose_gram(precompute: bool | str, n: int, p: int) -> bool:
     if precompute == "auto":
-        # Whenever the working-set cap would hold every feature, one full Gram is cheaper than
-        # a per-round one; an elastic net (ρ < 1) can have far more than 2n nonzeros, which the
-        # capped working set handles slowly, so it takes the full Gram while p² is affordable.
-        return p <= max(2 * n, 32) or (float(l1_ratio) < 1 and p <= 8192)
+        # A Gram step (an axpy of length p) is cheaper than a residual step (a dot and an axpy
+        # of length n) while p ≤ 2n or so.
+        return p <= max(2 * n, 32)
     if isinstance(precompute, bool):
         return precompute
     raise ValueError(f'precompute must be "auto", True or False, got {precompute!r}')

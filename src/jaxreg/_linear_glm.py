@@ -189,20 +189,23 @@ def _class_step(fam, data, s: State, k, alpha, beta, alpha_prev, max_iter, cap, 
     gradient = data.xt @ residual
     w = s.coef[k]
     idx, valid = cd.working_slots(w, gradient, alpha, beta, alpha_prev, cap)
-    rows = data.xt[idx] * valid[:, None].astype(data.xt.dtype)  # [cap, n], unused slots 0
+    held = jnp.where(valid, idx, 0)
+    rows = data.xt[held] * valid[:, None].astype(data.xt.dtype)  # [cap, n], empty slots 0
+    w_held = jnp.where(valid, w[held], 0)
     weighted = rows * curvature
     if fit_intercept:  # slot 0 is the intercept: unpenalized, its row is all ones
         rows_b = jnp.concatenate([jnp.ones((1, rows.shape[1]), rows.dtype), rows])
         weighted_b = jnp.concatenate([curvature[None], weighted])
         matrix = weighted_b @ rows_b.T
-        v0 = jnp.concatenate([s.intercept[k][None], w[idx]])
-        g = jnp.concatenate([jnp.sum(residual)[None], gradient[idx]])
+        v0 = jnp.concatenate([s.intercept[k][None], w_held])
+        g = jnp.concatenate([jnp.sum(residual)[None], jnp.where(valid, gradient[held], 0)])
         active = jnp.concatenate([jnp.ones(1, bool), valid])
         factor = jnp.concatenate([jnp.zeros(1, rows.dtype), jnp.ones_like(valid, rows.dtype)])
         features = rows_b
     else:
         matrix = weighted @ rows.T
-        v0, g, active, factor, features = w[idx], gradient[idx], valid, None, rows
+        g = jnp.where(valid, gradient[held], 0)
+        v0, active, factor, features = w_held, valid, None, rows
     q = cd.Quadratic(matrix, jnp.diagonal(matrix), factor)
     v, _, epochs = cd.minimize(q, v0, -g, active, alpha, beta, s.dw_tol, s.epochs, max_iter)
     direction = v - v0
@@ -240,7 +243,7 @@ def _class_step(fam, data, s: State, k, alpha, beta, alpha_prev, max_iter, cap, 
     # The search failed: stay.
     t = jnp.where(accepted(t, value), t, 0)
     new = v0 + t * direction
-    coef = s.coef.at[k, idx].set(new[offset:])
+    coef = s.coef.at[k, idx].set(new[offset:], mode="drop")
     intercept = s.intercept.at[k].set(new[0]) if fit_intercept else s.intercept
     return s._replace(
         coef=coef,

@@ -29,9 +29,9 @@ def selection(
     def used(subsample):
         x_sub, y_sub = x[subsample], targets[subsample]
         if family == "gaussian":
-            coef, _ = gaussian.masked_path(
-                x_sub, y_sub, jnp.ones(x_sub.shape[0], x.dtype), lambdas, l1_ratio, tol,
-                max_iter, fit_intercept=fit_intercept, gram=gram,
+            coef, _ = gaussian.rows_path(
+                x_sub, y_sub, lambdas, l1_ratio, tol, max_iter, fit_intercept=fit_intercept,
+                gram=gram,
             )  # fmt: skip
             return coef != 0
         data = glm.Data(x_sub.T, y_sub, jnp.ones(x_sub.shape[0], x.dtype))

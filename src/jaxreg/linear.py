@@ -32,10 +32,9 @@ How it is solved (chosen by measurement, see ``bench/README.md``): cyclic coordi
 inside one compiled program, a ``lax.scan`` over the grid. Each λ alternates a duality-gap
 check over all p features, a working set (the nonzero coefficients plus the features passing
 the sequential strong rule :math:`|g_j| > \rho n(2\lambda_k - \lambda_{k-1})`) and
-coordinate-descent epochs on a Gram matrix of that set, where a coordinate step costs one axpy
-(in XLA a dot product per coordinate step measured several times slower). Gaussian: the full
-Gram :math:`X^\top X` when ``p <= 2n`` (then a step is independent of n), else a working set of at
-most :math:`\min(p, \max(32, \min(2n, 512)))` features with its own Gram per round.
+coordinate-descent epochs (Anderson-accelerated for least squares). Gaussian: on the Gram matrix
+:math:`X^\top X` when ``p <= 2n`` (a step is one axpy of length p, independent of n), else on
+the residual (a dot and an axpy of length n; no Gram matrix).
 Classification (glmnet's proximal Newton): per class, a quadratic model of ℓ with the Hessian
 weights :math:`\mu(1-\mu)`, minimized on the working set's weighted Gram matrix, finished by an
 exact solve on its support once coordinate descent has found it, then a backtracking line search;
@@ -236,8 +235,8 @@ def path(
             (gaussian: ``tol · ‖y_c‖² / n``, scikit-learn's rule).
         max_iter: maximum coordinate-descent epochs per λ; default 1000 for gaussian
             (scikit-learn's), 100 000 for classification (glmnet's ``maxit``).
-        precompute: gaussian only: ``"auto"`` (full Gram form when p ≤ 2n, or ρ < 1 and
-            p ≤ 8192; else a working-set Gram), ``True`` or ``False``.
+        precompute: gaussian only: ``"auto"`` (coordinate descent on the Gram matrix XᵀX when
+            p ≤ 2n, else on the residual), ``True`` or ``False``.
         dtype: computation dtype; ``None`` is JAX's default float (float32 unless x64 is on).
             ``jnp.float64`` works without enabling x64 globally (it is enabled for this call).
 
@@ -293,6 +292,20 @@ class _Settings(NamedTuple):
     x64: Any  # a context manager factory: float64 scoped to the call
 
 
+def _statistics(x: np.ndarray, y: np.ndarray, s: _Settings) -> gaussian.Statistics:
+    """The Gram form's statistics: by numpy's BLAS on the CPU backend (a symmetric rank-k
+    update, measured 2-5× faster than XLA's CPU dot in float64), else on the device."""
+    x, y = np.asarray(x, s.dtype), np.asarray(y, s.dtype)
+    if jax.default_backend() == "cpu":
+        stats = gaussian.statistics(x, y, s.fit_intercept, xp=np)
+    else:
+        stats = _device_statistics(x, y, fit_intercept=s.fit_intercept)
+    return jax.tree.map(lambda a: jnp.asarray(a, s.dtype), stats)
+
+
+_device_statistics = jax.jit(gaussian.statistics, static_argnames=("fit_intercept", "xp"))
+
+
 def _problem(X: Any, y: Any, family: str) -> _Problem:
     check_choice(family, "family", FAMILIES)
     if family == "gaussian":
@@ -325,7 +338,7 @@ def _settings(problem, l1_ratio, lambdas, eps, fit_intercept, tol, max_iter, pre
     if max_iter is None:
         max_iter = 100_000 if classification else 1000
     max_iter = check_int(max_iter, "max_iter", minimum=1)
-    gram = gaussian.choose_gram(precompute, n, p, l1_ratio)
+    gram = gaussian.choose_gram(precompute, n, p)
     compute_dtype, x64 = _resolve_dtype(dtype)
     if np.finfo(compute_dtype).bits < 64 and float(tol) < 1e-6:
         warnings.warn(
@@ -341,21 +354,24 @@ def _settings(problem, l1_ratio, lambdas, eps, fit_intercept, tol, max_iter, pre
 def _fit(problem: _Problem, s: _Settings) -> LinearPath:
     n, p = problem.x.shape
     with s.x64():
-        args = (
-            jnp.asarray(problem.x, s.dtype),
-            jnp.asarray(problem.targets, s.dtype),
+        hyper = (
             None if s.grid is None else jnp.asarray(s.grid, s.dtype),
             jnp.asarray(s.l1_ratio, s.dtype),
             jnp.asarray(s.eps, s.dtype),
             jnp.asarray(s.tol, s.dtype),
             jnp.asarray(s.max_iter, jnp.int32),
         )
-        if problem.family == "gaussian":
-            out = gaussian.path_program(*args, num_lambdas=s.num_lambdas,
-                                        fit_intercept=s.fit_intercept, gram=s.gram)  # fmt: skip
+        if problem.family == "gaussian" and s.gram:
+            stats = _statistics(problem.x, problem.targets, s)
+            out = gaussian.gram_path_program(stats, *hyper, num_lambdas=s.num_lambdas)
+        elif problem.family == "gaussian":
+            x, targets = jnp.asarray(problem.x, s.dtype), jnp.asarray(problem.targets, s.dtype)
+            out = gaussian.path_program(x, targets, *hyper, num_lambdas=s.num_lambdas,
+                                        fit_intercept=s.fit_intercept, gram=False)  # fmt: skip
         else:
-            out = glm.path_program(*args, num_lambdas=s.num_lambdas, family_name=problem.family,
-                                   fit_intercept=s.fit_intercept,
+            x, targets = jnp.asarray(problem.x, s.dtype), jnp.asarray(problem.targets, s.dtype)
+            out = glm.path_program(x, targets, *hyper, num_lambdas=s.num_lambdas,
+                                   family_name=problem.family, fit_intercept=s.fit_intercept,
                                    cap=glm.working_set_cap(n, p))  # fmt: skip
         grid, coef, intercept, gaps, epochs, converged = (np.asarray(a) for a in out)
     if problem.family == "binomial":
@@ -413,8 +429,7 @@ def solve(
     dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
     x = x.astype(dtype)
     n, p = x.shape
-    auto = precompute == "auto"
-    gram = p <= max(2 * n, 32) if auto else gaussian.choose_gram(precompute, n, p, 1.0)
+    gram = gaussian.choose_gram(precompute, n, p)
     grid, coef, intercept, gaps, epochs, converged = gaussian.path_program(
         x,
         jnp.asarray(y, dtype),
@@ -534,21 +549,19 @@ def _fold_losses(problem: _Problem, s: _Settings, fold_ids, grid, measure: str):
     num_folds = int(fold_ids.max()) + 1
     train = (fold_ids[None, :] != np.arange(num_folds)[:, None]).astype(np.float64)
     with s.x64():
-        args = (
-            jnp.asarray(problem.x, s.dtype),
-            jnp.asarray(problem.targets, s.dtype),
-            jnp.asarray(train, s.dtype),
+        hyper = (
             jnp.asarray(grid, s.dtype),
             jnp.asarray(s.l1_ratio, s.dtype),
             jnp.asarray(s.tol, s.dtype),
             jnp.asarray(s.max_iter, jnp.int32),
         )
         if problem.family == "gaussian":
-            mse = gaussian.fold_losses(*args, fit_intercept=s.fit_intercept, gram=s.gram)
-            return np.asarray(mse, np.float64), None
-        deviance, error = glm.fold_losses(*args, family_name=problem.family,
-                                          fit_intercept=s.fit_intercept,
-                                          cap=glm.working_set_cap(n, p))  # fmt: skip
+            return _gaussian_fold_losses(problem, s, train, hyper), None
+        deviance, error = glm.fold_losses(
+            jnp.asarray(problem.x, s.dtype), jnp.asarray(problem.targets, s.dtype),
+            jnp.asarray(train, s.dtype), *hyper, family_name=problem.family,
+            fit_intercept=s.fit_intercept, cap=glm.working_set_cap(n, p),
+        )  # fmt: skip
         deviance, error = np.asarray(deviance, np.float64), np.asarray(error, np.float64)
     return (deviance if measure == "deviance" else error), 1 - error
 
@@ -682,11 +695,31 @@ def _grid(problem: _Problem, s: _Settings, x, targets) -> jax.Array:
     if problem.family == "gaussian":
         if s.fit_intercept:
             x, targets = x - jnp.mean(x, axis=0), targets - jnp.mean(targets)
-        top = gaussian.lambda_max(x, targets, s.l1_ratio)
+        top = gaussian.lambda_max(x.T @ targets, x.shape[0], s.l1_ratio)
     else:
         data = glm.Data(x.T, targets, jnp.ones(x.shape[0], x.dtype))
         top = glm.lambda_max(glm.family(problem.family), data, s.l1_ratio, s.fit_intercept)
     return gaussian.default_grid(top, jnp.asarray(s.eps, s.dtype), s.num_lambdas)
+
+
+def _gaussian_fold_losses(problem: _Problem, s: _Settings, train: np.ndarray, hyper) -> np.ndarray:
+    """Validation MSE ``[folds, K]``: every fold's path in one program, errors in numpy."""
+    if s.gram:
+        stats = [_statistics(problem.x[rows > 0], problem.targets[rows > 0], s) for rows in train]
+        stacked = jax.tree.map(lambda *a: jnp.stack(a), *stats)
+        coef, intercept = gaussian.gram_fold_paths(stacked, *hyper)
+    else:
+        coef, intercept = gaussian.masked_fold_paths(
+            jnp.asarray(problem.x, s.dtype), jnp.asarray(problem.targets, s.dtype),
+            jnp.asarray(train, s.dtype), *hyper, fit_intercept=s.fit_intercept,
+        )  # fmt: skip
+    coef, intercept = np.asarray(coef, np.float64), np.asarray(intercept, np.float64)
+    losses = np.empty((len(train), coef.shape[1]))
+    for fold, rows in enumerate(train):
+        valid = rows == 0
+        residual = problem.targets[valid, None] - problem.x[valid] @ coef[fold].T - intercept[fold]
+        losses[fold] = np.mean(residual**2, axis=0)
+    return losses
 
 
 # --------------------------------------------------------------------------------------------
