@@ -34,28 +34,26 @@ def soft_threshold(z, threshold):
 
 
 def epoch(q: Quadratic, v, aux, idx, count, alpha, beta):
-    """One cyclic pass over ``idx[:count]``; returns the new ``(v, aux)``."""
+    """One cyclic pass over ``idx[:count]``; returns the new ``(v, aux)``.
+
+    Each coordinate moves once per pass, so its current value is read from the pass's starting
+    ``v`` and the new values go to a separate, write-only vector: XLA then updates it in place
+    (reading and writing one carried vector made it copy the vector at every step).
+    """
 
     def step(i, carry):
-        v, aux = carry
+        out, aux = carry
         j = idx[i]
-        # One read of the scalars before the in-place writes: otherwise XLA fuses the reads
-        # into several consumers and copies v at every step to keep them valid.
-        if q.penalty_factor is None:
-            v_j, aux_j, h_jj = lax.optimization_barrier((v[j], aux[j], q.diag[j]))
-            factor = 1
-        else:
-            v_j, aux_j, h_jj, factor = lax.optimization_barrier(
-                (v[j], aux[j], q.diag[j], q.penalty_factor[j])
-            )
+        factor = 1 if q.penalty_factor is None else q.penalty_factor[j]
+        v_j, h_jj = v[j], q.diag[j]
         denom = h_jj + beta * factor
-        z = aux_j + h_jj * v_j
+        z = aux[j] + h_jj * v_j
         # A coordinate without curvature (an all-zero column, β = 0) keeps its value.
         new = jnp.where(
             denom > 0, soft_threshold(z, alpha * factor) / jnp.where(denom > 0, denom, 1), v_j
         )
         aux = aux - (new - v_j) * q.matrix[j]
-        return v.at[j].set(new), aux
+        return out.at[j].set(new), aux
 
     return lax.fori_loop(0, count, step, (v, aux))
 
