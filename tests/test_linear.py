@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import jax
@@ -11,7 +12,7 @@ import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import ElasticNet, Lasso, enet_path, lasso_path
 
-from jaxreg import _linear_gaussian, cv, linear
+from jaxreg import cv, linear
 
 TIGHT = {"tol": 1e-10, "max_iter": 100_000, "dtype": jnp.float64}
 
@@ -180,13 +181,34 @@ def test_float32_warns_below_its_precision():
         linear.path(x, y, lambdas=3, tol=1e-9, max_iter=5, dtype=jnp.float32)
 
 
-def test_hyperparameters_are_data_no_recompile():
+@contextlib.contextmanager
+def counting_compiles():
+    compiles = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    jax.config.update("jax_enable_compilation_cache", False)
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield compiles
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+@pytest.mark.parametrize("precompute", [True, False])
+def test_new_hyperparameters_data_sizes_and_folds_compile_nothing(precompute):
     x, y = _gaussian(80, 20)
-    linear.path(x, y, l1_ratio=0.5, lambdas=10, tol=1e-6, **{"dtype": jnp.float64})
-    size = _linear_gaussian.solve_path._cache_size()
-    res = linear.path(x, y, l1_ratio=0.9, lambdas=10, tol=1e-7, eps=0.05, dtype=jnp.float64)
-    assert _linear_gaussian.solve_path._cache_size() == size
-    assert res.converged.all()
+    settings = {"lambdas": 10, "precompute": precompute, "dtype": jnp.float64}
+    linear.cv_path(x, y, folds=4, l1_ratio=0.5, tol=1e-6, **settings)
+    with counting_compiles() as compiles:
+        # the Gram form's program sees p, not n; folds run the full data's program
+        other_rows = linear.path(x[:70] if precompute else x, y[:70] if precompute else y,
+                                 l1_ratio=0.9, tol=1e-7, eps=0.05, **settings)  # fmt: skip
+        again = linear.cv_path(x + 1.0, y, folds=4, l1_ratio=0.7, tol=1e-7, **settings)
+    assert compiles == []
+    assert other_rows.converged.all() and again.path.converged.all()
 
 
 def test_cv_path_against_independent_fold_runs():
@@ -310,7 +332,8 @@ def test_stability_selection_against_a_loop_of_sklearn_paths():
     np.testing.assert_array_equal(res.selected, res.max_probability >= 0.7)
     # the full data's grid: sklearn's λ_max down to eps·λ_max
     xc, yc = x - x.mean(0), y - y.mean()
-    np.testing.assert_allclose(res.lambdas[[0, -1]], np.max(np.abs(xc.T @ yc)) / 60 * np.array([1, 0.05]))
+    top = np.max(np.abs(xc.T @ yc)) / 60
+    np.testing.assert_allclose(res.lambdas[[0, -1]], [top, 0.05 * top])
     q = used.any(axis=1).sum(axis=1).mean()
     np.testing.assert_allclose(res.expected_false_selections, q**2 / (0.4 * 12))
     assert set(np.flatnonzero(res.selected)) >= {0, 1, 2, 3, 4}  # the five true features

@@ -246,81 +246,38 @@ def working_set_cap(n: int, p: int) -> int:
     return min(p, max(32, min(2 * n, 512)))
 
 
-def _path(d: Design, n_rows, x_mean, y_mean, grid, l1_ratio, eps, tol, max_iter, num_lambdas):
-    if num_lambdas is not None:
-        grid = default_grid(lambda_max(d.xty, n_rows, l1_ratio), eps, num_lambdas)
-    coef, gaps, epochs, converged = solve_path(d, n_rows, grid, l1_ratio, tol, max_iter)
-    return grid, coef, y_mean - coef @ x_mean, gaps, epochs, converged
-
-
-@functools.partial(jax.jit, static_argnames=("num_lambdas",))
-def gram_path_program(stats: Statistics, grid, l1_ratio, eps, tol, max_iter, *, num_lambdas):
-    """Grid, path and intercepts from the Gram form's statistics: the program sees p, not n."""
-    return _path(gram_design(stats), stats.n_rows, stats.x_mean, stats.y_mean, grid, l1_ratio,
-                 eps, tol, max_iter, num_lambdas)  # fmt: skip
-
-
-@functools.partial(jax.jit, static_argnames=("num_lambdas", "fit_intercept", "gram"))
-def path_program(x, y, grid, l1_ratio, eps, tol, max_iter, *, num_lambdas, fit_intercept, gram):
-    """Centring, grid, path and intercepts in one compiled program (raw data in)."""
-    if gram:
-        stats = statistics(x, y, fit_intercept)
-        return _path(gram_design(stats), stats.n_rows, stats.x_mean, stats.y_mean, grid,
-                     l1_ratio, eps, tol, max_iter, num_lambdas)  # fmt: skip
-    x, y, x_mean, y_mean = _centre(x, y, fit_intercept)
-    n_rows = jnp.asarray(x.shape[0], x.dtype)
-    return _path(residual_design(x, y), n_rows, x_mean, y_mean, grid, l1_ratio, eps, tol,
-                 max_iter, num_lambdas)  # fmt: skip
-
-
-def _centre(x, y, fit_intercept: bool):
-    if fit_intercept:
-        x_mean = jnp.mean(x, axis=0)
-        y_mean = jnp.mean(y)
-        return x - x_mean, y - y_mean, x_mean, y_mean
-    return x, y, jnp.zeros(x.shape[1], x.dtype), jnp.zeros((), x.dtype)
-
-
 @jax.jit
-def gram_fold_paths(stats: Statistics, lambdas, l1_ratio, tol, max_iter):
-    """Coefficients ``[F, K, p]`` and intercepts ``[F, K]`` of F problems given by stacked
-    statistics (one after another: ``lax.map``)."""
-
-    def one(stats):
-        coef, _, _, _ = solve_path(
-            gram_design(stats), stats.n_rows, lambdas, l1_ratio, tol, max_iter
-        )
-        return coef, stats.y_mean - coef @ stats.x_mean
-
-    return lax.map(one, stats)
+def gram_path_program(stats: Statistics, grid, l1_ratio, tol, max_iter):
+    """Coefficients, intercepts, gaps, epochs and convergence along ``grid`` from the Gram
+    form's statistics: the program sees p, not n, so new data of another size reuses it."""
+    d = gram_design(stats)
+    coef, gaps, epochs, converged = solve_path(d, stats.n_rows, grid, l1_ratio, tol, max_iter)
+    return coef, stats.y_mean - coef @ stats.x_mean, gaps, epochs, converged
 
 
 @functools.partial(jax.jit, static_argnames=("fit_intercept",))
-def masked_fold_paths(x, y, train, lambdas, l1_ratio, tol, max_iter, *, fit_intercept):
-    """As :func:`gram_fold_paths` in residual form for the rows where each 0/1 mask of
-    ``train`` ``[F, n]`` is 1."""
-
-    def one(mask):
-        n_rows = jnp.sum(mask)
-        if fit_intercept:
-            x_mean, y_mean = mask @ x / n_rows, mask @ y / n_rows
-        else:
-            x_mean, y_mean = jnp.zeros(x.shape[1], x.dtype), jnp.zeros((), x.dtype)
-        # Zeroed rows drop out of every sum, so this is an n_rows-row problem.
-        d = residual_design(mask[:, None] * (x - x_mean), mask * (y - y_mean))
-        coef, _, _, _ = solve_path(d, n_rows, lambdas, l1_ratio, tol, max_iter)
-        return coef, y_mean - coef @ x_mean
-
-    return lax.map(one, train)
+def residual_path_program(x, y, rows, grid, l1_ratio, tol, max_iter, *, fit_intercept):
+    """As :func:`gram_path_program` in residual form, for the rows where the 0/1 mask ``rows``
+    is 1 (zeroed rows drop out of every sum: cross-validation folds reuse the program)."""
+    n_rows = jnp.sum(rows)
+    if fit_intercept:
+        x_mean, y_mean = rows @ x / n_rows, rows @ y / n_rows
+    else:
+        x_mean, y_mean = jnp.zeros(x.shape[1], x.dtype), jnp.zeros((), x.dtype)
+    d = residual_design(rows[:, None] * (x - x_mean), rows * (y - y_mean))
+    coef, gaps, epochs, converged = solve_path(d, n_rows, grid, l1_ratio, tol, max_iter)
+    return coef, y_mean - coef @ x_mean, gaps, epochs, converged
 
 
-def rows_path(x, y, lambdas, l1_ratio, tol, max_iter, *, fit_intercept, gram):
-    """Coefficients and intercepts of (x, y) inside a program (stability selection)."""
-    _, coef, intercept, _, _, _ = path_program(
-        x, y, lambdas, l1_ratio, None, tol, max_iter, num_lambdas=None,
-        fit_intercept=fit_intercept, gram=gram,
-    )  # fmt: skip
-    return coef, intercept
+def path_in_program(x, y, grid, l1_ratio, tol, max_iter, *, fit_intercept, gram):
+    """The path of (x, y) from inside a traced program (:func:`jaxreg.linear.solve`,
+    stability selection): the statistics in JAX."""
+    if gram:
+        stats = statistics(x, y, fit_intercept)
+        return gram_path_program(stats, grid, l1_ratio, tol, max_iter)
+    rows = jnp.ones(x.shape[0], x.dtype)
+    return residual_path_program(x, y, rows, grid, l1_ratio, tol, max_iter,
+                                 fit_intercept=fit_intercept)  # fmt: skip
 
 
 def lambda_max(xty, n_rows, l1_ratio) -> jax.Array:
@@ -329,13 +286,12 @@ def lambda_max(xty, n_rows, l1_ratio) -> jax.Array:
     return ElasticNet(1.0, l1_ratio).dual_norm(xty / n_rows)
 
 
-def default_grid(lambda_max, eps, num_lambdas: int) -> jax.Array:
-    """λ_max log-spaced down to eps·λ_max (scikit-learn's ``_alpha_grid``)."""
-    dtype = jnp.result_type(lambda_max)
-    grid = lambda_max * eps ** jnp.linspace(0, 1, num_lambdas, dtype=dtype)
-    # sklearn's convention when y is constant (after centring): a flat, tiny grid.
+def default_grid(lambda_max: float, eps: float, num_lambdas: int) -> np.ndarray:
+    """λ_max log-spaced down to eps·λ_max (scikit-learn's ``_alpha_grid``), in numpy."""
     resolution = np.finfo(np.float64).resolution
-    return jnp.where(lambda_max <= resolution, jnp.asarray(resolution, dtype), grid)
+    if lambda_max <= resolution:  # sklearn's convention when y is constant: a flat, tiny grid
+        return np.full(num_lambdas, resolution)
+    return lambda_max * eps ** np.linspace(0, 1, num_lambdas)
 
 
 def choose_gram(precompute: bool | str, n: int, p: int) -> bool:

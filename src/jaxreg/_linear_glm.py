@@ -368,58 +368,11 @@ def _tighter(dw_tol):
     return jnp.maximum(dw_tol * 0.01, jnp.finfo(dw_tol.dtype).eps)
 
 
-@functools.partial(
-    jax.jit, static_argnames=("num_lambdas", "family_name", "fit_intercept", "cap")
-)
-def path_program(
-    x, y, grid, l1_ratio, eps, tol, max_iter, *, num_lambdas, family_name, fit_intercept, cap
-):
-    """Grid and path in one compiled program (raw X ``[n, p]``, targets ``[n, C]`` in)."""
-    data = Data(x.T, y, jnp.ones(x.shape[0], x.dtype))
-    if num_lambdas is not None:
-        top = lambda_max(family(family_name), data, l1_ratio, fit_intercept)
-        grid = top * eps ** jnp.linspace(0, 1, num_lambdas, dtype=x.dtype)
-    coef, intercept, gaps, epochs, converged = solve_path(
-        data, grid, l1_ratio, tol, max_iter, family_name=family_name,
+@functools.partial(jax.jit, static_argnames=("family_name", "fit_intercept", "cap"))
+def path_program(x, y, weights, grid, l1_ratio, tol, max_iter, *, family_name, fit_intercept, cap):
+    """The path of raw X ``[n, p]``, targets ``[n, C]`` and 0/1 row weights ``[n]`` (the rows
+    a cross-validation fold leaves out get 0: folds reuse the program)."""
+    return solve_path(
+        Data(x.T, y, weights), grid, l1_ratio, tol, max_iter, family_name=family_name,
         fit_intercept=fit_intercept, cap=cap,
     )  # fmt: skip
-    return grid, coef, intercept, gaps, epochs, converged
-
-
-# glmnet clips predicted probabilities to [1e-5, 1 - 1e-5] for the cross-validated deviance.
-_PROB_MIN = 1e-5
-
-
-@functools.partial(jax.jit, static_argnames=("family_name", "fit_intercept", "cap"))
-def fold_losses(x, y, train, lambdas, l1_ratio, tol, max_iter, *, family_name, fit_intercept, cap):
-    """Validation deviance and misclassification rate, each ``[folds, K]``; ``train`` is a 0/1
-    row mask per fold ``[folds, n]`` (the left-out rows get weight 0)."""
-    xt = x.T
-
-    def one_fold(mask):
-        data = Data(xt, y, mask)
-        coef, intercept, _, _, _ = solve_path(
-            data, lambdas, l1_ratio, tol, max_iter, family_name=family_name,
-            fit_intercept=fit_intercept, cap=cap,
-        )  # fmt: skip
-        eta = jnp.einsum("np,kcp->knc", x, coef) + intercept[:, None, :]  # [K, n, C]
-        deviance, wrong = _validation_losses(family_name, eta, y)
-        validation = 1 - mask
-        size = jnp.sum(validation)
-        return deviance @ validation / size, wrong @ validation / size
-
-    return lax.map(one_fold, train)
-
-
-def _validation_losses(family_name, eta, y):
-    """Per λ and row: deviance −2 log p(y) with glmnet's clipped probabilities, and 0/1 error."""
-    if family_name == "binomial":
-        prob = jnp.clip(jax.nn.sigmoid(eta[..., 0]), _PROB_MIN, 1 - _PROB_MIN)
-        label = y[:, 0]
-        deviance = -2 * (label * jnp.log(prob) + (1 - label) * jnp.log(1 - prob))
-        wrong = (prob > 0.5) != (label > 0.5)
-    else:
-        prob = jnp.clip(jax.nn.softmax(eta, axis=-1), _PROB_MIN, 1 - _PROB_MIN)
-        deviance = -2 * jnp.sum(y * jnp.log(prob), axis=-1)
-        wrong = jnp.argmax(eta, axis=-1) != jnp.argmax(y, axis=-1)
-    return deviance, wrong.astype(eta.dtype)

@@ -29,7 +29,7 @@ def selection(
     def used(subsample):
         x_sub, y_sub = x[subsample], targets[subsample]
         if family == "gaussian":
-            coef, _ = gaussian.rows_path(
+            coef, _, _, _, _ = gaussian.path_in_program(
                 x_sub, y_sub, lambdas, l1_ratio, tol, max_iter, fit_intercept=fit_intercept,
                 gram=gram,
             )  # fmt: skip

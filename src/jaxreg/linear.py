@@ -59,7 +59,6 @@ References:
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from typing import Any, NamedTuple
 
@@ -67,10 +66,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxreg import _linear_fit as fitting
 from jaxreg import _linear_gaussian as gaussian
 from jaxreg import _linear_glm as glm
 from jaxreg import _linear_stability, cv
-from jaxreg._checks import check_choice, check_data, check_int
+from jaxreg._checks import check_choice, check_int
 from jaxreg._tree import check_positive, check_unit_interval
 
 __all__ = [
@@ -83,7 +83,6 @@ __all__ = [
     "stability_selection",
 ]
 
-FAMILIES = ("gaussian", "binomial", "multinomial")
 MEASURES = {"gaussian": ("mse", "deviance"), "binomial": ("deviance", "class"),
             "multinomial": ("deviance", "class")}  # fmt: skip
 
@@ -266,117 +265,11 @@ def path(
         >>> np.sign(logistic.coef[-1, [0, 2]]).tolist()  # 'yes' ⇔ x0 − x2 > 0
         [1.0, -1.0]
     """
-    problem = _problem(X, y, family)
-    settings = _settings(problem, l1_ratio, lambdas, eps, fit_intercept, tol, max_iter,
-                         precompute, dtype)  # fmt: skip
-    return _fit(problem, settings)
-
-
-class _Problem(NamedTuple):
-    family: str
-    x: np.ndarray  # [n, p]
-    targets: np.ndarray  # [n] (gaussian) or 0/1 [n, C]
-    classes: np.ndarray | None
-
-
-class _Settings(NamedTuple):
-    l1_ratio: float
-    num_lambdas: int | None
-    grid: np.ndarray | None
-    eps: float
-    fit_intercept: bool
-    tol: float
-    max_iter: int
-    gram: bool  # gaussian: the Gram form
-    dtype: np.dtype
-    x64: Any  # a context manager factory: float64 scoped to the call
-
-
-def _statistics(x: np.ndarray, y: np.ndarray, s: _Settings) -> gaussian.Statistics:
-    """The Gram form's statistics: by numpy's BLAS on the CPU backend (a symmetric rank-k
-    update, measured 2-5× faster than XLA's CPU dot in float64), else on the device."""
-    x, y = np.asarray(x, s.dtype), np.asarray(y, s.dtype)
-    if jax.default_backend() == "cpu":
-        stats = gaussian.statistics(x, y, s.fit_intercept, xp=np)
-    else:
-        stats = _device_statistics(x, y, fit_intercept=s.fit_intercept)
-    return jax.tree.map(lambda a: jnp.asarray(a, s.dtype), stats)
-
-
-_device_statistics = jax.jit(gaussian.statistics, static_argnames=("fit_intercept", "xp"))
-
-
-def _problem(X: Any, y: Any, family: str) -> _Problem:
-    check_choice(family, "family", FAMILIES)
-    if family == "gaussian":
-        x, targets = check_data(X, y, matrix=True)
-        return _Problem(family, x, targets, None)
-    labels = np.asarray(y)
-    if labels.dtype.kind in "fc" and not np.all(np.isfinite(labels)):
-        raise ValueError("y contains NaN or infinite values")
-    classes, codes = np.unique(labels, return_inverse=True)
-    x, codes = check_data(X, codes.reshape(labels.shape), matrix=True)
-    if family == "binomial" and len(classes) != 2:
-        raise ValueError(
-            f"y must have exactly 2 classes for family='binomial', got {len(classes)} "
-            "(family='multinomial' takes any number >= 2)"
-        )
-    if len(classes) < 2:
-        raise ValueError(f"y must have at least 2 classes, got {len(classes)}")
-    onehot = np.eye(len(classes))[codes]
-    return _Problem(family, x, onehot[:, 1:] if family == "binomial" else onehot, classes)
-
-
-def _settings(problem, l1_ratio, lambdas, eps, fit_intercept, tol, max_iter, precompute, dtype):
-    check_unit_interval(l1_ratio, "l1_ratio")
-    n, p = problem.x.shape
-    classification = problem.family != "gaussian"
-    if eps is None:
-        eps = (1e-4 if n > p else 1e-2) if classification else 1e-3
-    check_positive(eps, "eps")
-    check_positive(tol, "tol")
-    if max_iter is None:
-        max_iter = 100_000 if classification else 1000
-    max_iter = check_int(max_iter, "max_iter", minimum=1)
-    gram = gaussian.choose_gram(precompute, n, p)
-    compute_dtype, x64 = _resolve_dtype(dtype)
-    if np.finfo(compute_dtype).bits < 64 and float(tol) < 1e-6:
-        warnings.warn(
-            f"tol={tol} is below what {compute_dtype} can certify (about 1e-6): λ may run to "
-            "max_iter and report converged=False; pass dtype=jnp.float64",
-            stacklevel=3,
-        )
-    num_lambdas, grid = _grid_spec(lambdas, l1_ratio)
-    return _Settings(float(l1_ratio), num_lambdas, grid, float(eps), bool(fit_intercept),
-                     float(tol), max_iter, gram, compute_dtype, x64)  # fmt: skip
-
-
-def _fit(problem: _Problem, s: _Settings) -> LinearPath:
-    n, p = problem.x.shape
-    with s.x64():
-        hyper = (
-            None if s.grid is None else jnp.asarray(s.grid, s.dtype),
-            jnp.asarray(s.l1_ratio, s.dtype),
-            jnp.asarray(s.eps, s.dtype),
-            jnp.asarray(s.tol, s.dtype),
-            jnp.asarray(s.max_iter, jnp.int32),
-        )
-        if problem.family == "gaussian" and s.gram:
-            stats = _statistics(problem.x, problem.targets, s)
-            out = gaussian.gram_path_program(stats, *hyper, num_lambdas=s.num_lambdas)
-        elif problem.family == "gaussian":
-            x, targets = jnp.asarray(problem.x, s.dtype), jnp.asarray(problem.targets, s.dtype)
-            out = gaussian.path_program(x, targets, *hyper, num_lambdas=s.num_lambdas,
-                                        fit_intercept=s.fit_intercept, gram=False)  # fmt: skip
-        else:
-            x, targets = jnp.asarray(problem.x, s.dtype), jnp.asarray(problem.targets, s.dtype)
-            out = glm.path_program(x, targets, *hyper, num_lambdas=s.num_lambdas,
-                                   family_name=problem.family, fit_intercept=s.fit_intercept,
-                                   cap=glm.working_set_cap(n, p))  # fmt: skip
-        grid, coef, intercept, gaps, epochs, converged = (np.asarray(a) for a in out)
-    if problem.family == "binomial":
-        coef, intercept = coef[:, 0], intercept[:, 0]
-    return LinearPath(grid, coef, intercept, gaps, epochs, converged, problem.classes)
+    problem = fitting.problem(X, y, family)
+    settings = fitting.settings(problem, l1_ratio, lambdas, eps, fit_intercept, tol, max_iter,
+                                precompute, dtype)  # fmt: skip
+    grid = fitting.grid(problem, settings)
+    return LinearPath(grid, *fitting.fit(problem, settings, grid), problem.classes)
 
 
 def solve(
@@ -429,19 +322,12 @@ def solve(
     dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
     x = x.astype(dtype)
     n, p = x.shape
-    gram = gaussian.choose_gram(precompute, n, p)
-    grid, coef, intercept, gaps, epochs, converged = gaussian.path_program(
-        x,
-        jnp.asarray(y, dtype),
-        jnp.asarray(lambdas, dtype),
-        jnp.asarray(l1_ratio, dtype),
-        None,
-        jnp.asarray(tol, dtype),
-        jnp.asarray(max_iter, jnp.int32),
-        num_lambdas=None,
-        fit_intercept=bool(fit_intercept),
-        gram=gram,
-    )
+    grid = jnp.asarray(lambdas, dtype)
+    coef, intercept, gaps, epochs, converged = gaussian.path_in_program(
+        x, jnp.asarray(y, dtype), grid, jnp.asarray(l1_ratio, dtype), jnp.asarray(tol, dtype),
+        jnp.asarray(max_iter, jnp.int32), fit_intercept=bool(fit_intercept),
+        gram=gaussian.choose_gram(precompute, n, p),
+    )  # fmt: skip
     return LinearPath(grid, coef, intercept, gaps, epochs, converged)
 
 
@@ -501,14 +387,15 @@ def cv_path(
         [0, 1]
     """
     check_choice(select, "select", ("1se", "min"))
-    problem = _problem(X, y, family)
+    problem = fitting.problem(X, y, family)
     measure = check_choice(measure or MEASURES[family][0], "measure", MEASURES[family])
-    settings = _settings(problem, l1_ratio, lambdas, eps, fit_intercept, tol, max_iter,
-                         precompute, dtype)  # fmt: skip
+    settings = fitting.settings(problem, l1_ratio, lambdas, eps, fit_intercept, tol, max_iter,
+                                precompute, dtype)  # fmt: skip
     n, _ = problem.x.shape
     fold_ids = cv.fold_ids(n, folds, key=key)
-    full = _fit(problem, settings)
-    losses, accuracy = _fold_losses(problem, settings, fold_ids, full.lambdas, measure)
+    grid = fitting.grid(problem, settings)
+    full = LinearPath(grid, *fitting.fit(problem, settings, grid), problem.classes)
+    losses, accuracy = fitting.fold_losses(problem, settings, fold_ids, grid, measure)
     validation_sizes = np.bincount(fold_ids)
     summary = cv.summarize(losses, full.lambdas, weights=validation_sizes)
     index = summary.index_1se if select == "1se" else summary.index_min
@@ -540,30 +427,6 @@ _LOSS_NAMES = {
     ("multinomial", "deviance"): "multinomial deviance",
     ("multinomial", "class"): "misclassification error",
 }
-
-
-def _fold_losses(problem: _Problem, s: _Settings, fold_ids, grid, measure: str):
-    """Validation losses ``[folds, K]`` of every fold's path on ``grid``, and for
-    classification the validation accuracy ``[folds, K]`` (else None)."""
-    n, p = problem.x.shape
-    num_folds = int(fold_ids.max()) + 1
-    train = (fold_ids[None, :] != np.arange(num_folds)[:, None]).astype(np.float64)
-    with s.x64():
-        hyper = (
-            jnp.asarray(grid, s.dtype),
-            jnp.asarray(s.l1_ratio, s.dtype),
-            jnp.asarray(s.tol, s.dtype),
-            jnp.asarray(s.max_iter, jnp.int32),
-        )
-        if problem.family == "gaussian":
-            return _gaussian_fold_losses(problem, s, train, hyper), None
-        deviance, error = glm.fold_losses(
-            jnp.asarray(problem.x, s.dtype), jnp.asarray(problem.targets, s.dtype),
-            jnp.asarray(train, s.dtype), *hyper, family_name=problem.family,
-            fit_intercept=s.fit_intercept, cap=glm.working_set_cap(n, p),
-        )  # fmt: skip
-        deviance, error = np.asarray(deviance, np.float64), np.asarray(error, np.float64)
-    return (deviance if measure == "deviance" else error), 1 - error
 
 
 class StabilityPath(NamedTuple):
@@ -651,21 +514,21 @@ def stability_selection(
         >>> np.flatnonzero(stable.selected).tolist(), stable.probabilities.shape
         ([0, 1], (20, 8))
     """
-    problem = _problem(X, y, family)
+    problem = fitting.problem(X, y, family)
     num_subsamples = check_int(num_subsamples, "num_subsamples", minimum=1)
     check_positive(threshold, "threshold")
     check_unit_interval(threshold, "threshold")
     if float(l1_ratio) == 0:
         raise ValueError("l1_ratio must be > 0 for stability selection (ridge selects all)")
-    settings = _settings(problem, l1_ratio, lambdas, eps, fit_intercept, tol, max_iter, "auto",
-                         dtype)  # fmt: skip
+    settings = fitting.settings(problem, l1_ratio, lambdas, eps, fit_intercept, tol, max_iter,
+                                "auto", dtype)  # fmt: skip
     batch = min(check_int(batch_size, "batch_size", minimum=1), num_subsamples)
     n, p = problem.x.shape
     rng = jax.random.key(0 if key is None else key) if not _is_key(key) else key
     with settings.x64():
         x = jnp.asarray(problem.x, settings.dtype)
         targets = jnp.asarray(problem.targets, settings.dtype)
-        grid = _grid(problem, settings, x, targets)
+        grid = jnp.asarray(fitting.grid(problem, settings), settings.dtype)
         rows = jax.vmap(lambda k: jax.random.permutation(k, n)[: n // 2])(
             jax.random.split(rng, num_subsamples)
         )
@@ -686,73 +549,3 @@ def stability_selection(
 
 def _is_key(key: Any) -> bool:
     return isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-
-
-def _grid(problem: _Problem, s: _Settings, x, targets) -> jax.Array:
-    """The given grid, or the full data's default one (λ_max down to eps·λ_max)."""
-    if s.grid is not None:
-        return jnp.asarray(s.grid, s.dtype)
-    if problem.family == "gaussian":
-        if s.fit_intercept:
-            x, targets = x - jnp.mean(x, axis=0), targets - jnp.mean(targets)
-        top = gaussian.lambda_max(x.T @ targets, x.shape[0], s.l1_ratio)
-    else:
-        data = glm.Data(x.T, targets, jnp.ones(x.shape[0], x.dtype))
-        top = glm.lambda_max(glm.family(problem.family), data, s.l1_ratio, s.fit_intercept)
-    return gaussian.default_grid(top, jnp.asarray(s.eps, s.dtype), s.num_lambdas)
-
-
-def _gaussian_fold_losses(problem: _Problem, s: _Settings, train: np.ndarray, hyper) -> np.ndarray:
-    """Validation MSE ``[folds, K]``: every fold's path in one program, errors in numpy."""
-    if s.gram:
-        stats = [_statistics(problem.x[rows > 0], problem.targets[rows > 0], s) for rows in train]
-        stacked = jax.tree.map(lambda *a: jnp.stack(a), *stats)
-        coef, intercept = gaussian.gram_fold_paths(stacked, *hyper)
-    else:
-        coef, intercept = gaussian.masked_fold_paths(
-            jnp.asarray(problem.x, s.dtype), jnp.asarray(problem.targets, s.dtype),
-            jnp.asarray(train, s.dtype), *hyper, fit_intercept=s.fit_intercept,
-        )  # fmt: skip
-    coef, intercept = np.asarray(coef, np.float64), np.asarray(intercept, np.float64)
-    losses = np.empty((len(train), coef.shape[1]))
-    for fold, rows in enumerate(train):
-        valid = rows == 0
-        residual = problem.targets[valid, None] - problem.x[valid] @ coef[fold].T - intercept[fold]
-        losses[fold] = np.mean(residual**2, axis=0)
-    return losses
-
-
-# --------------------------------------------------------------------------------------------
-# Input handling
-
-
-def _resolve_dtype(dtype: Any) -> tuple[np.dtype, Any]:
-    """The computation dtype and a factory of the context it runs in (float64: x64 on for the
-    call only, the caller's global setting left alone)."""
-    if dtype is None:
-        return np.dtype(jnp.result_type(float)), contextlib.nullcontext
-    resolved = np.dtype(dtype)
-    if not np.issubdtype(resolved, np.floating):
-        raise TypeError(f"dtype must be a floating dtype, got {resolved}")
-    if resolved == np.float64 and not jax.config.jax_enable_x64:
-        return resolved, lambda: jax.enable_x64(True)
-    return resolved, contextlib.nullcontext
-
-
-def _grid_spec(lambdas: Any, l1_ratio: Any) -> tuple[int | None, np.ndarray | None]:
-    """(count, None) for a default grid, (None, descending array) for a given one."""
-    if isinstance(lambdas, int | np.integer) and not isinstance(lambdas, bool):
-        if lambdas < 1:
-            raise ValueError(f"lambdas must be a count >= 1 or an array, got {lambdas}")
-        if float(l1_ratio) == 0:
-            raise ValueError(
-                "lambdas must be an explicit array when l1_ratio=0 (ridge has no lambda_max), "
-                f"got the count {lambdas}"
-            )
-        return int(lambdas), None
-    grid = np.asarray(lambdas, dtype=np.float64)
-    if grid.ndim != 1 or grid.size == 0:
-        raise ValueError(f"lambdas must be a count or a non-empty 1-D array, got {grid.shape}")
-    if not np.all(np.isfinite(grid)) or np.any(grid < 0):
-        raise ValueError(f"lambdas must be finite and >= 0, got {grid}")
-    return None, np.sort(grid)[::-1].copy()
