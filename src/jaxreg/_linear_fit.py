@@ -99,12 +99,23 @@ def grid(p: Problem, s: Settings) -> np.ndarray:
         if p.family == "gaussian":
             # X_cᵀy_c = Xᵀy_c: only y needs centring
             residual = targets - targets.mean() if s.fit_intercept else targets
-            top = ElasticNet(1.0, s.l1_ratio).dual_norm(p.x.T @ residual / len(residual))
+            top = _dual_norm(p.x.T @ residual / len(residual), s.l1_ratio)
         else:
             data = glm.Data(jnp.asarray(p.x.T, jnp.float64), jnp.asarray(targets),
                             jnp.ones(len(targets)))  # fmt: skip
-            top = glm.lambda_max(glm.family(p.family), data, s.l1_ratio, s.fit_intercept)
+            top = _glm_lambda_max(data, s.l1_ratio, family=p.family,
+                                  fit_intercept=s.fit_intercept)  # fmt: skip
         return gaussian.default_grid(float(top), s.eps, s.num_lambdas)
+
+
+# jitted: one small compilation instead of one per eager operation
+_dual_norm = jax.jit(lambda gradient, l1_ratio: ElasticNet(1.0, l1_ratio).dual_norm(gradient))
+_glm_lambda_max = jax.jit(
+    lambda data, l1_ratio, *, family, fit_intercept: glm.lambda_max(
+        glm.family(family), data, l1_ratio, fit_intercept
+    ),
+    static_argnames=("family", "fit_intercept"),
+)
 
 
 def fit(p: Problem, s: Settings, lambdas: np.ndarray, rows: np.ndarray | None = None):

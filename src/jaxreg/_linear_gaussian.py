@@ -4,11 +4,13 @@ Everything here works in scikit-learn's n-scaled units: P(w) = ½‖R‖² + α�
 α = λρn, β = λ(1−ρ)n and R = y − Xw (X, y centred when there is an intercept).
 
 Each λ (descending, warm-started, one ``lax.scan``) alternates (i) a working set = the nonzero
-coefficients plus the features passing the sequential strong rule, (ii) Anderson-accelerated
-coordinate-descent epochs over that set (:mod:`jaxreg._linear_cd`) and (iii) a duality-gap
-check over all p features, which certifies convergence (a feature wrongly left out is picked up
-at the next round). The epochs run on XᵀX (Gram form: computed once, a step is an axpy of
-length p) when p ≤ 2n, else on the residual (a step is a dot and an axpy of length n).
+coefficients plus the features passing the sequential strong rule, (ii) coordinate-descent
+epochs over that set (:mod:`jaxreg._linear_cd`) and (iii) a duality-gap check over all p
+features, which certifies convergence (a feature wrongly left out is picked up at the next
+round). When p ≤ 2n the epochs run on XᵀX (Gram form: computed once, a step is an axpy of
+length p). Otherwise the working set lives in at most ``cap`` slots whose Gram matrix is kept
+up to date row by row as features arrive (n·cap flops each), and the epochs there are
+Anderson-accelerated (p ≫ n makes the lasso ill-conditioned near its end).
 """
 
 from __future__ import annotations
@@ -136,8 +138,7 @@ def _solve_one(d: Design, w, aux, slots, alpha, beta, alpha_prev, gap_tol, tol, 
     """Minimize at one λ from the warm start ``w``; stop on the duality gap.
 
     Each round: a working set (nonzeros + strong-rule survivors, from the last gap check's
-    correlations), Anderson-accelerated coordinate-descent epochs on it, a gap check over all
-    p features.
+    correlations), coordinate-descent epochs on it, a gap check over all p features.
     """
     _, correlation = duality_gap(d, w, aux, alpha, beta)
     # At least one round, as scikit-learn (its first gap check follows its first epochs): a warm
@@ -153,9 +154,11 @@ def _solve_one(d: Design, w, aux, slots, alpha, beta, alpha_prev, gap_tol, tol, 
     def gram_round(s: _LambdaState) -> _LambdaState:
         working = (s.w != 0) | (jnp.abs(s.correlation) > strong_threshold)
         (idx,) = jnp.nonzero(working, size=working.shape[0], fill_value=0)
+        # No Anderson extrapolation here: at a few epochs per λ it never pays, and it measured
+        # +60% compile time and +30% run time on the n = 2000, p = 500 path.
         w, aux, epochs, _ = cd.epochs(
             quadratic, s.w, s.aux, idx, jnp.sum(working), alpha, beta, s.dw_tol, s.epochs,
-            max_iter, anderson=True,
+            max_iter, anderson=False,
         )  # fmt: skip
         # The carried vector is updated in place along the whole path, as sklearn does within
         # one λ (a refresh per λ would cost a matvec).

@@ -32,9 +32,11 @@ How it is solved (chosen by measurement, see ``bench/README.md``): cyclic coordi
 inside one compiled program, a ``lax.scan`` over the grid. Each λ alternates a duality-gap
 check over all p features, a working set (the nonzero coefficients plus the features passing
 the sequential strong rule :math:`|g_j| > \rho n(2\lambda_k - \lambda_{k-1})`) and
-coordinate-descent epochs (Anderson-accelerated for least squares). Gaussian: on the Gram matrix
-:math:`X^\top X` when ``p <= 2n`` (a step is one axpy of length p, independent of n), else on
-the residual (a dot and an axpy of length n; no Gram matrix).
+coordinate-descent epochs on a Gram matrix, where a step is one axpy (in XLA a dot product per
+step measured several times slower). Gaussian: :math:`X^\top X` when ``p <= 2n`` (a step is
+independent of n), else the Gram matrix of at most :math:`\min(p, \max(32, \min(2n, 512)))`
+working-set features, updated row by row as features enter, with Anderson extrapolation of the
+epochs (p ≫ n makes the end of the path ill-conditioned).
 Classification (glmnet's proximal Newton): per class, a quadratic model of ℓ with the Hessian
 weights :math:`\mu(1-\mu)`, minimized on the working set's weighted Gram matrix, finished by an
 exact solve on its support once coordinate descent has found it, then a backtracking line search;
