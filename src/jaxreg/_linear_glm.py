@@ -96,6 +96,7 @@ class State(NamedTuple):
     coef: jax.Array  # [C, p]
     intercept: jax.Array  # [C]
     eta: jax.Array  # [n, C]
+    nll: jax.Array  # Σ_i ω_i ℓ(η_i, Y_i), kept with η (one fewer place that compiles it)
     gap: jax.Array  # n-scaled duality gap
     epochs: jax.Array  # coordinate-descent epochs at this λ
     rounds: jax.Array  # Newton rounds (every class once) at this λ
@@ -126,13 +127,6 @@ def lambda_max(fam: Family, data: Data, l1_ratio, fit_intercept: bool) -> jax.Ar
     return ElasticNet(1.0, l1_ratio).dual_norm(gradient)
 
 
-def null_deviance(fam: Family, data: Data, fit_intercept: bool) -> jax.Array:
-    """2 × the null model's weighted negative log-likelihood (the saturated model's is 0)."""
-    intercept = null_intercept(fam, data, fit_intercept)
-    eta = jnp.broadcast_to(intercept, data.y.shape)
-    return 2 * data.weights @ fam.nll(eta, data.y)
-
-
 def _penalty(coef, alpha, beta):
     return alpha * jnp.sum(jnp.abs(coef)) + 0.5 * beta * jnp.sum(coef * coef)
 
@@ -150,8 +144,12 @@ def _intercept_shift(fam: Family, mu, weights, residual):
         kappa = total / jnp.maximum(jnp.sum(curvature, axis=0), jnp.finfo(mu.dtype).tiny)
         return mu * (1 - mu) * kappa
     hessian = jnp.diag(weights @ mu) - (weights[:, None] * mu).T @ mu
-    # Σ_k total_k = 0 lies in the range of the (singular along 1) intercept Hessian.
-    kappa = jnp.linalg.lstsq(hessian, total)[0]
+    # The intercept Hessian is singular along 1 (a common shift); total ⊥ 1 lies in its range,
+    # and adding 11ᵀ/C (which maps 1 to 1 and annihilates the range) makes it invertible with
+    # the same solution there.
+    num_classes = total.shape[0]
+    factor = jax.scipy.linalg.cho_factor(hessian + 1 / num_classes)
+    kappa = jax.scipy.linalg.cho_solve(factor, total)
     return mu * (kappa - (mu @ kappa)[:, None])
 
 
@@ -175,7 +173,7 @@ def duality_gap(fam: Family, data: Data, s: State, alpha, beta, fit_intercept: b
         2 * jnp.where(beta > 0, beta, 1)
     )
     dual = -data.weights @ fam.neg_entropy(m) - conjugate_of_penalty
-    primal = data.weights @ fam.nll(s.eta, data.y) + _penalty(s.coef, alpha, beta)
+    primal = s.nll + _penalty(s.coef, alpha, beta)
     feasible = jnp.all(fam.feasible(m) | (data.weights == 0))
     gap = jnp.where(feasible, primal - dual, jnp.inf)
     return jnp.where((alpha > 0) | (beta > 0), gap, sup)
@@ -212,36 +210,33 @@ def _class_step(fam, data, s: State, k, alpha, beta, alpha_prev, max_iter, cap, 
     step_eta = direction @ features  # [n]
     offset = 1 if fit_intercept else 0
     w0, dw = v0[offset:], direction[offset:]
-    base = data.weights @ fam.nll(s.eta, data.y) + _penalty(w0, alpha, beta)
+    base = s.nll + _penalty(w0, alpha, beta)
     # The model's decrease (≤ 0 in exact arithmetic), its penalty part summed term by term.
     decrease = (
         g @ direction
         + alpha * jnp.sum(jnp.abs(w0 + dw) - jnp.abs(w0))
         + 0.5 * beta * jnp.sum(dw * (2 * w0 + dw))
     )
-
-    def objective(t):
-        eta = s.eta.at[:, k].add(t * step_eta)
-        return data.weights @ fam.nll(eta, data.y) + _penalty(w0 + t * dw, alpha, beta)
-
     # Near the optimum the decrease drowns in the rounding of the objective's sum: what is
     # within that rounding counts as no increase (the quadratic model is exact there).
     noise = 64 * jnp.finfo(base.dtype).eps * jnp.abs(base)
 
-    def accepted(t, value):
-        return value <= base + _ARMIJO * t * decrease + noise
+    def accepted(t, nll):
+        return nll + _penalty(w0 + t * dw, alpha, beta) <= base + _ARMIJO * t * decrease + noise
 
     def too_high(carry):
-        t, value, halvings = carry
-        return ~accepted(t, value) & (halvings < _MAX_HALVINGS)
+        t, nll, halvings = carry
+        return ~accepted(t, nll) & (halvings < _MAX_HALVINGS)
 
-    def halve(carry):
+    def halve(carry):  # the only place the line search evaluates the likelihood
         t, _, halvings = carry
-        return t / 2, objective(t / 2), halvings + 1
+        eta = s.eta.at[:, k].add(t / 2 * step_eta)
+        return t / 2, data.weights @ fam.nll(eta, data.y), halvings + 1
 
-    t, value, _ = lax.while_loop(too_high, halve, (jnp.ones((), base.dtype), objective(1.0), 0))
+    start = (jnp.full((), 2, base.dtype), jnp.full((), jnp.inf, base.dtype), 0)
+    t, nll, _ = lax.while_loop(too_high, halve, start)
     # The search failed: stay.
-    t = jnp.where(accepted(t, value), t, 0)
+    t, nll = jnp.where(accepted(t, nll), t, 0), jnp.where(accepted(t, nll), nll, s.nll)
     new = v0 + t * direction
     coef = s.coef.at[k, idx].set(new[offset:], mode="drop")
     intercept = s.intercept.at[k].set(new[0]) if fit_intercept else s.intercept
@@ -249,6 +244,7 @@ def _class_step(fam, data, s: State, k, alpha, beta, alpha_prev, max_iter, cap, 
         coef=coef,
         intercept=intercept,
         eta=s.eta.at[:, k].add(t * step_eta),
+        nll=nll,
         epochs=epochs,
     )
 
@@ -332,20 +328,23 @@ def solve_path(data: Data, lambdas, l1_ratio, tol, max_iter, *, family_name, fit
     alphas = lambdas * l1_ratio * n_eff
     betas = lambdas * (1 - l1_ratio) * n_eff
     alphas_prev = jnp.concatenate([alphas[:1], alphas[:-1]])
-    gap_tol = tol * null_deviance(fam, data, fit_intercept)
     num_features, _ = data.xt.shape
     num_classes = data.y.shape[1]
     intercept = null_intercept(fam, data, fit_intercept)
     zero = jnp.zeros((), data.xt.dtype)
+    eta = jnp.broadcast_to(intercept, data.y.shape)
     start = State(
         coef=jnp.zeros((num_classes, num_features), data.xt.dtype),
         intercept=intercept,
-        eta=jnp.broadcast_to(intercept, data.y.shape),
+        eta=eta,
+        nll=data.weights @ fam.nll(eta, data.y),  # the null model's: half its deviance
         gap=zero,
         epochs=jnp.zeros((), jnp.int32),
         rounds=jnp.zeros((), jnp.int32),
         dw_tol=zero,
     )
+
+    gap_tol = tol * 2 * start.nll
 
     def one_lambda(s: State, inputs):
         alpha, beta, alpha_prev = inputs
