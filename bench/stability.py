@@ -1,14 +1,15 @@
-"""Stability selection: B = 100 subsample lasso paths in one vmapped program vs a loop.
+"""Stability selection: B = 100 subsample lasso paths, jaxreg vs a loop of lasso_path.
 
 Meinshausen & Bühlmann (2010): B random halves of the data, a lasso path on each (the full data's
 grid, 20 λ from λ_max down to 0.1·λ_max), the fraction of halves selecting each feature at each λ.
-jaxreg runs the B paths in one compiled program (``jaxreg.linear.stability_selection``: one after
-another by default, or ``batch_size`` at a time vmapped, their coordinate-descent steps in
-lockstep: both measured); the baseline is the loop users write, B calls of
-``sklearn.linear_model.lasso_path`` on the same halves (tol 1e-4, its default), and the same loop
-of ``jaxreg.linear.path``. Reported: steady-state medians (interleaved), jaxreg's first
-call (compilation) separately, the largest difference between jaxreg's and sklearn's selection
-probabilities, the stable sets, and the machine's matmul GFLOP/s.
+``jaxreg.linear.stability_selection`` runs the B paths through the compiled program of
+``linear.path`` one after another; measured with it: the alternative not chosen, the B paths
+vmapped in one program (their coordinate-descent steps in lockstep), and the same loop through
+the public ``jaxreg.linear.path``. The baseline is the loop users write, B calls of
+``sklearn.linear_model.lasso_path`` on the same halves (tol 1e-4, its default). Reported:
+steady-state medians (interleaved), jaxreg's first call (compilation) separately, the largest
+difference between jaxreg's and sklearn's selection probabilities (both stop at tol 1e-4, so
+features at the edge of selection can differ), the stable sets, and the matmul GFLOP/s.
 
 Run: /work/venv/bin/python bench/stability.py
 """
@@ -68,15 +69,44 @@ def jaxreg_loop(x, y, subsamples, grid, dtype):
     return used.mean(axis=0)
 
 
+def vmapped(x, y, subsamples, grid, dtype):
+    """The alternative not chosen: the B paths vmapped in one program."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxreg import _linear_fit as fitting
+    from jaxreg import _linear_gaussian as gaussian
+
+    problem = fitting.problem(x, y, "gaussian")
+    s = fitting.settings(problem, 1.0, grid, None, True, TOL, None, "auto", dtype)
+    s = s._replace(gram=gaussian.choose_gram("auto", len(y) // 2, x.shape[1]))
+    with s.x64():
+        hyper = (jnp.asarray(grid, s.dtype), jnp.asarray(1.0, s.dtype), jnp.asarray(TOL, s.dtype),
+                 jnp.asarray(s.max_iter, jnp.int32))  # fmt: skip
+        if s.gram:
+            stats = [fitting.statistics(x[rows], y[rows], s) for rows in subsamples]
+            stacked = jax.tree.map(lambda *a: jnp.stack(a), *stats)
+            coef = jax.vmap(lambda st: gaussian.gram_path_program(st, *hyper)[0])(stacked)
+        else:
+            masks = np.zeros((len(subsamples), len(y)))
+            for b, rows in enumerate(subsamples):
+                masks[b, rows] = 1
+            xj, yj = jnp.asarray(x, s.dtype), jnp.asarray(y, s.dtype)
+            coef = jax.vmap(
+                lambda m: gaussian.residual_path_program(xj, yj, m, *hyper, fit_intercept=True)[0]
+            )(jnp.asarray(masks, s.dtype))
+        return (np.asarray(coef) != 0).mean(axis=0)
+
+
 def run_case(n: int, p: int, repeats: int) -> dict:
     from jaxreg import linear
 
     x, y, true = make_case(n, p)
 
-    def stability(dtype, batch_size=1):
+    def stability(dtype):
         return lambda: linear.stability_selection(
             x, y, num_subsamples=B, lambdas=NUM_LAMBDAS, eps=EPS, tol=TOL, key=0, dtype=dtype,
-            threshold=THRESHOLD, batch_size=batch_size,
+            threshold=THRESHOLD,
         )  # fmt: skip
 
     first = {dt: first_call_seconds(lambda dt=dt: stability(dt)().probabilities)
@@ -87,8 +117,7 @@ def run_case(n: int, p: int, repeats: int) -> dict:
         "sklearn_loop": lambda: sklearn_loop(x, y, subsamples, grid),
         "jaxreg_f64": stability("float64"),
         "jaxreg_f32": stability("float32"),
-        "jaxreg_vmapped_all_f64": stability("float64", B),
-        "jaxreg_vmapped_batches_of_10_f64": stability("float64", 10),
+        "jaxreg_vmapped_program_f64": lambda: vmapped(x, y, subsamples, grid, "float64"),
         "jaxreg_loop_of_path_f64": lambda: jaxreg_loop(x, y, subsamples, grid, "float64"),
     }
     medians = interleaved_medians(fns, repeats=repeats)

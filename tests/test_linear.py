@@ -317,7 +317,7 @@ def test_solve_vmaps_over_l1_ratio_and_matches_path():
 def test_stability_selection_against_a_loop_of_sklearn_paths():
     x, y = _gaussian(60, 12, seed=6)
     res = linear.stability_selection(x, y, num_subsamples=8, lambdas=6, eps=0.05, key=3,
-                                     threshold=0.7, batch_size=3, **TIGHT)  # fmt: skip
+                                     threshold=0.7, **TIGHT)  # fmt: skip
     assert res.subsamples.shape == (8, 30)
     assert all(len(set(rows)) == 30 for rows in res.subsamples)  # without replacement
     used = np.zeros((8, 6, 12), bool)

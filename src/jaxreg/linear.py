@@ -70,8 +70,7 @@ import numpy as np
 
 from jaxreg import _linear_fit as fitting
 from jaxreg import _linear_gaussian as gaussian
-from jaxreg import _linear_glm as glm
-from jaxreg import _linear_stability, cv
+from jaxreg import cv
 from jaxreg._checks import check_choice, check_int
 from jaxreg._tree import check_positive, check_unit_interval
 
@@ -472,17 +471,18 @@ def stability_selection(
     tol: float = 1e-4,
     max_iter: int | None = None,
     dtype: Any = None,
-    batch_size: int = 1,
 ) -> StabilityPath:
     r"""Stability selection (Meinshausen & Bühlmann 2010): lasso paths on many random halves of
-    the data, all in one compiled program, and how often each feature is selected.
+    the data, and how often each feature is selected.
 
     For B subsamples :math:`I_b` of :math:`\lfloor n/2\rfloor` rows drawn without replacement,
     the selection probability of feature j at λ is
     :math:`\hat\Pi_j(\lambda) = \frac1B \sum_b 1[\hat w_j(\lambda; I_b) \ne 0]`, and the
-    stable set is :math:`\{j : \max_\lambda \hat\Pi_j(\lambda) \ge \pi_{thr}\}`. The B paths
-    run in one compiled program (no solver call per subsample), ``batch_size`` at a time under
-    ``jax.vmap``.
+    stable set is :math:`\{j : \max_\lambda \hat\Pi_j(\lambda) \ge \pi_{thr}\}`. Every
+    subsample runs the compiled program of :func:`path` (compiled once: it sees p, or n through
+    a row mask, never the subsample), one after another — measured faster on CPU than the same
+    paths vmapped in one program, whose coordinate-descent steps pay for per-subsample indexing
+    and whose batches run to their slowest member (``bench/stability.py`` times both).
 
     Args:
         X: design matrix ``[n, p]``.
@@ -498,10 +498,6 @@ def stability_selection(
             before noise features enter (see ``expected_false_selections``).
         fit_intercept, tol, max_iter, dtype: as in :func:`path` (each subsample is centred on
             its own rows).
-        batch_size: subsamples solved at once under ``jax.vmap`` (their coordinate-descent
-            steps in lockstep; memory grows with it). The default 1 solves them one after
-            another, which measured fastest on CPU: vmapped coordinate descent pays for
-            per-subsample indexing and runs every batch to its slowest member.
 
     Returns:
         A :class:`StabilityPath`.
@@ -524,29 +520,25 @@ def stability_selection(
         raise ValueError("l1_ratio must be > 0 for stability selection (ridge selects all)")
     settings = fitting.settings(problem, l1_ratio, lambdas, eps, fit_intercept, tol, max_iter,
                                 "auto", dtype)  # fmt: skip
-    batch = min(check_int(batch_size, "batch_size", minimum=1), num_subsamples)
     n, p = problem.x.shape
+    # the halves' form (the full data's choice is for n rows)
+    settings = settings._replace(gram=gaussian.choose_gram("auto", n // 2, p))
     rng = jax.random.key(0 if key is None else key) if not _is_key(key) else key
-    with settings.x64():
-        x = jnp.asarray(problem.x, settings.dtype)
-        targets = jnp.asarray(problem.targets, settings.dtype)
-        grid = jnp.asarray(fitting.grid(problem, settings), settings.dtype)
-        rows = jax.vmap(lambda k: jax.random.permutation(k, n)[: n // 2])(
-            jax.random.split(rng, num_subsamples)
-        )
-        probabilities, counts = _linear_stability.selection(
-            x, targets, rows, grid, jnp.asarray(settings.l1_ratio, settings.dtype),
-            jnp.asarray(settings.tol, settings.dtype), jnp.asarray(settings.max_iter, jnp.int32),
-            family=family, fit_intercept=settings.fit_intercept, gram=settings.gram,
-            cap=glm.working_set_cap(n, p), batch_size=batch,
-        )  # fmt: skip
-        probabilities, counts, grid, rows = (
-            np.asarray(a) for a in (probabilities, counts, grid, rows)
-        )
+    keys = jax.random.split(rng, num_subsamples)
+    rows = np.sort(np.asarray(jax.vmap(lambda k: jax.random.permutation(k, n)[: n // 2])(keys)))
+    grid = fitting.grid(problem, settings)
+    selected = np.empty((num_subsamples, len(grid), p), bool)
+    for b, subsample in enumerate(rows):
+        mask = np.zeros(n, bool)
+        mask[subsample] = True
+        coef = fitting.fit(problem, settings, grid, rows=mask)[0]
+        selected[b] = (coef != 0).any(axis=1) if coef.ndim == 3 else coef != 0
+    probabilities = selected.mean(axis=0)
+    counts = selected.any(axis=1).sum(axis=1)
     top = probabilities.max(axis=0)
     bound = np.mean(counts) ** 2 / ((2 * threshold - 1) * p) if threshold > 0.5 else np.inf
     return StabilityPath(grid, probabilities, top, top >= threshold, float(threshold),
-                         float(bound), np.sort(rows, axis=1))  # fmt: skip
+                         float(bound), rows)  # fmt: skip
 
 
 def _is_key(key: Any) -> bool:
