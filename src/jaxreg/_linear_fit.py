@@ -91,7 +91,9 @@ def settings(p: Problem, l1_ratio, lambdas, eps, fit_intercept, tol, max_iter, p
 
 def grid(p: Problem, s: Settings) -> np.ndarray:
     """The given grid, or the default one: λ_max (the elastic net's dual norm of the null
-    model's gradient) log-spaced down to eps·λ_max."""
+    model's gradient) log-spaced down to eps·λ_max. λ_max is raised by 64 units of rounding of
+    the computation's dtype (1e-14 relative in float64, 8e-6 in float32), so that the first fit
+    is the null model exactly despite the rounding of the solver's own sums."""
     if s.grid is not None:
         return s.grid
     targets = p.targets.astype(np.float64)
@@ -105,7 +107,8 @@ def grid(p: Problem, s: Settings) -> np.ndarray:
                             jnp.ones(len(targets)))  # fmt: skip
             top = _glm_lambda_max(data, s.l1_ratio, family=p.family,
                                   fit_intercept=s.fit_intercept)  # fmt: skip
-        return gaussian.default_grid(float(top), s.eps, s.num_lambdas)
+        top = float(top) * (1 + 64 * np.finfo(s.dtype).eps)
+        return gaussian.default_grid(top, s.eps, s.num_lambdas)
 
 
 # jitted: one small compilation instead of one per eager operation
