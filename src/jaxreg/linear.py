@@ -479,10 +479,10 @@ def stability_selection(
     the selection probability of feature j at λ is
     :math:`\hat\Pi_j(\lambda) = \frac1B \sum_b 1[\hat w_j(\lambda; I_b) \ne 0]`, and the
     stable set is :math:`\{j : \max_\lambda \hat\Pi_j(\lambda) \ge \pi_{thr}\}`. Every
-    subsample runs the compiled program of :func:`path` (compiled once: it sees p, or n through
-    a row mask, never the subsample), one after another — measured faster on CPU than the same
-    paths vmapped in one program, whose coordinate-descent steps pay for per-subsample indexing
-    and whose batches run to their slowest member (``bench/stability.py`` times both).
+    subsample runs the compiled program of :func:`path` for its size (compiled once for all of
+    them), one after another — measured faster on CPU than the same paths vmapped in one
+    program, whose coordinate-descent steps pay for per-subsample indexing and whose batches run
+    to their slowest member (``bench/stability.py`` times both).
 
     Args:
         X: design matrix ``[n, p]``.
@@ -529,9 +529,8 @@ def stability_selection(
     grid = fitting.grid(problem, settings)
     selected = np.empty((num_subsamples, len(grid), p), bool)
     for b, subsample in enumerate(rows):
-        mask = np.zeros(n, bool)
-        mask[subsample] = True
-        coef = fitting.fit(problem, settings, grid, rows=mask)[0]
+        half = problem._replace(x=problem.x[subsample], targets=problem.targets[subsample])
+        coef = fitting.fit(half, settings, grid)[0]
         selected[b] = (coef != 0).any(axis=1) if coef.ndim == 3 else coef != 0
     probabilities = selected.mean(axis=0)
     counts = selected.any(axis=1).sum(axis=1)
