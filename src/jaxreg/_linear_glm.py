@@ -15,10 +15,12 @@ softmax over ``C`` classes, penalty on every class's coefficients separately, as
 The solver is glmnet's: for each λ (descending, warm-started) and each class in turn, a
 quadratic model of ℓ in that class's (intercept, coefficients) with the diagonal Hessian weights
 :math:`\mu_k(1-\mu_k)`, minimized by coordinate descent in Gram form (:mod:`jaxreg._linear_cd`)
-over a working set (nonzeros plus strong-rule survivors, at most ``cap`` features), then a
-backtracking line search on the true objective. The certificate is the Fenchel duality gap: the
-dual point is the residual :math:`Y - \mu` (centred per class when intercepts are fitted, which
-makes it feasible for the free intercepts), scaled into the dual ball for the lasso.
+over a working set (nonzeros plus strong-rule survivors, at most ``cap`` features) and finished
+by an exact solve on its support, then a backtracking line search on the true objective; for
+multinomial, each feature's coefficients are then shifted across classes to minimize the penalty
+(glmnet's ``elc``). The certificate is the Fenchel duality gap: the dual point is the residual
+:math:`Y - \mu` (shifted through the intercepts' Hessian so that it sums to zero per class, as
+free intercepts require), scaled into the dual ball for the lasso.
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ from jax.scipy.special import xlogy
 
 from jaxreg import _linear_cd as cd
 from jaxreg.regularizers import ElasticNet
-
-FAMILIES = ("binomial", "multinomial")
 
 # Backtracking: sufficient decrease σ and at most this many halvings.
 _ARMIJO = 1e-4
@@ -210,10 +210,26 @@ def _class_step(fam, data, s: State, k, alpha, beta, alpha_prev, max_iter, cap, 
     step_eta = direction @ features  # [n]
     offset = 1 if fit_intercept else 0
     w0, dw = v0[offset:], direction[offset:]
+    t, nll = _line_search(fam, data, s, k, step_eta, w0, dw, g @ direction, alpha, beta)
+    new = v0 + t * direction
+    coef = s.coef.at[k, idx].set(new[offset:], mode="drop")
+    intercept = s.intercept.at[k].set(new[0]) if fit_intercept else s.intercept
+    return s._replace(
+        coef=coef,
+        intercept=intercept,
+        eta=s.eta.at[:, k].add(t * step_eta),
+        nll=nll,
+        epochs=epochs,
+    )
+
+
+def _line_search(fam, data, s: State, k, step_eta, w0, dw, linear_decrease, alpha, beta):
+    """Backtracking (Armijo) on the true objective along the Newton direction of class ``k``:
+    the step t ∈ {1, ½, ¼, ...} and the likelihood there (t = 0 when it fails)."""
     base = s.nll + _penalty(w0, alpha, beta)
     # The model's decrease (≤ 0 in exact arithmetic), its penalty part summed term by term.
     decrease = (
-        g @ direction
+        linear_decrease
         + alpha * jnp.sum(jnp.abs(w0 + dw) - jnp.abs(w0))
         + 0.5 * beta * jnp.sum(dw * (2 * w0 + dw))
     )
@@ -235,18 +251,8 @@ def _class_step(fam, data, s: State, k, alpha, beta, alpha_prev, max_iter, cap, 
 
     start = (jnp.full((), 2, base.dtype), jnp.full((), jnp.inf, base.dtype), 0)
     t, nll, _ = lax.while_loop(too_high, halve, start)
-    # The search failed: stay.
-    t, nll = jnp.where(accepted(t, nll), t, 0), jnp.where(accepted(t, nll), nll, s.nll)
-    new = v0 + t * direction
-    coef = s.coef.at[k, idx].set(new[offset:], mode="drop")
-    intercept = s.intercept.at[k].set(new[0]) if fit_intercept else s.intercept
-    return s._replace(
-        coef=coef,
-        intercept=intercept,
-        eta=s.eta.at[:, k].add(t * step_eta),
-        nll=nll,
-        epochs=epochs,
-    )
+    ok = accepted(t, nll)
+    return jnp.where(ok, t, 0), jnp.where(ok, nll, s.nll)
 
 
 def solve_lambda(
