@@ -141,8 +141,9 @@ def _solve_one(d: Design, w, aux, slots, alpha, beta, alpha_prev, gap_tol, tol, 
     correlations), coordinate-descent epochs on it, a gap check over all p features.
     """
     _, correlation = duality_gap(d, w, aux, alpha, beta)
-    # At least one round, as scikit-learn (its first gap check follows its first epochs): a warm
-    # start inside the tolerance would otherwise stay far less accurate than sklearn's result.
+    # At least one round per λ (scikit-learn checks the gap first and keeps a warm start already
+    # inside its tolerance): little extra work for iterates well inside the tolerance, which is
+    # what makes the objective equal to scikit-learn's at a looser tol.
     unchecked = jnp.full((), jnp.inf, w.dtype)
     state = _LambdaState(w, aux, correlation, unchecked, jnp.zeros((), jnp.int32), tol, slots)
     strong_threshold = jnp.maximum(2 * alpha - alpha_prev, 0)
