@@ -24,3 +24,23 @@ class TraceCounter:
 def trace_counter():
     """``trace_counter(fn)`` returns a :class:`TraceCounter` around ``fn``."""
     return TraceCounter
+
+
+@pytest.fixture
+def compile_counter():
+    """Backend compilations while the test runs (persistent cache off): a list, one entry per
+    compiled program (its compile seconds). Snapshot it (``len``) around the code to check."""
+    import jax
+
+    compiles = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    jax.config.update("jax_enable_compilation_cache", False)
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield compiles
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)

@@ -395,19 +395,33 @@ def test_headerless_csv_with_string_labels_and_an_unregularized_lambda(tmp_path)
 
 
 @pytest.mark.slow
-def test_linear_softmax_on_digits_on_one_device(tmp_path):
+def test_linear_on_digits_is_the_multinomial_path_on_one_device(tmp_path):
     out = tmp_path / "out"
     done = jaxreg_sweep("--model", "linear", *TINY, "--devices", "1", "--out", str(out),
                         cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("devices: 1 × CPU")
+    assert "multinomial family" in done.stdout
     results = results_of(out)
     assert results["devices"] == ["cpu:0"] or len(results["devices"]) == 1
-    # a 64→10 softmax regression: 640 weights; λ_ref (taken at the random initial weights) leaves
-    # at most a handful of them after 30 steps, the weakest λ nearly all
-    assert results["penalized_weights"] == 64 * 10
-    assert results["nonzeros"][0] <= 10 < 500 <= results["nonzeros"][-1]
-    assert results["lambda_1se"] >= results["lambda_min"]
+    assert "multinomial" in results["model"] and results["loss"] == "multinomial deviance"
+    # glmnet's λ_max of the standardized digits: max_jk |X_jᵀ(Y_k − ȳ_k)| / n, the null model
+    from jaxreg import datasets
+
+    data = datasets.load("digits")
+    scale = data.X.std(0)
+    X = (data.X - data.X.mean(0)) / np.where(scale > 0, scale, 1)
+    onehot = np.eye(10)[data.y]
+    lambda_max = np.max(np.abs(X.T @ (onehot - onehot.mean(0)))) / len(data.y)
+    np.testing.assert_allclose(results["lambdas"][0], lambda_max, rtol=1e-4)
+    np.testing.assert_allclose(results["lambdas"][-1], 1e-3 * lambda_max, rtol=1e-4)
+    # nonzeros count pixels used by any class, out of 64; none at λ_max
+    assert results["penalized_weights"] == 64
+    assert results["nonzeros"][0] == 0 < results["nonzeros"][-1] <= 64
+    assert results["accuracy"][0] < 0.2 < 0.9 < results["accuracy"][-1]
+    assert results["certificate"]["converged"] == 3
+    assert_png(out / "cv_curve.png")
+    assert_png(out / "path.png")
 
 
 @pytest.mark.slow

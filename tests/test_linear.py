@@ -180,13 +180,18 @@ def test_float32_warns_below_its_precision():
         linear.path(x, y, lambdas=3, tol=1e-9, max_iter=5, dtype=jnp.float32)
 
 
-def test_hyperparameters_are_data_no_recompile():
+@pytest.mark.parametrize("precompute", [True, False])
+def test_new_hyperparameters_data_sizes_and_folds_compile_nothing(precompute, compile_counter):
     x, y = _gaussian(80, 20)
-    linear.path(x, y, l1_ratio=0.5, lambdas=10, tol=1e-6, **{"dtype": jnp.float64})
-    size = linear._solve_path._cache_size()
-    res = linear.path(x, y, l1_ratio=0.9, lambdas=10, tol=1e-7, eps=0.05, dtype=jnp.float64)
-    assert linear._solve_path._cache_size() == size
-    assert res.converged.all()
+    settings = {"lambdas": 10, "precompute": precompute, "dtype": jnp.float64}
+    linear.cv_path(x, y, folds=4, l1_ratio=0.5, tol=1e-6, **settings)
+    compiled_before = len(compile_counter)
+    # the Gram form's program sees p, not n; folds run the full data's program
+    rows = slice(70) if precompute else slice(None)
+    other_rows = linear.path(x[rows], y[rows], l1_ratio=0.9, tol=1e-7, eps=0.05, **settings)
+    again = linear.cv_path(x + 1.0, y, folds=4, l1_ratio=0.7, tol=1e-7, **settings)
+    assert len(compile_counter) == compiled_before
+    assert other_rows.converged.all() and again.path.converged.all()
 
 
 def test_cv_path_against_independent_fold_runs():
@@ -290,3 +295,28 @@ def test_solve_vmaps_over_l1_ratio_and_matches_path():
         np.testing.assert_allclose(np.asarray(batched.coef[i]), single.coef, atol=1e-8)
         np.testing.assert_allclose(np.asarray(batched.intercept[i]), single.intercept, atol=1e-8)
         assert bool(batched.converged[i].all())
+
+
+def test_stability_selection_against_a_loop_of_sklearn_paths():
+    x, y = _gaussian(60, 12, seed=6)
+    res = linear.stability_selection(x, y, num_subsamples=8, lambdas=6, eps=0.05, key=3,
+                                     threshold=0.7, **TIGHT)  # fmt: skip
+    assert res.subsamples.shape == (8, 30)
+    assert all(len(set(rows)) == 30 for rows in res.subsamples)  # without replacement
+    used = np.zeros((8, 6, 12), bool)
+    for b, rows in enumerate(res.subsamples):
+        xs, ys = x[rows] - x[rows].mean(0), y[rows] - y[rows].mean()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, coefs, _ = lasso_path(xs, ys, alphas=res.lambdas, tol=1e-12, max_iter=100_000)
+        used[b] = coefs.T != 0
+    np.testing.assert_allclose(res.probabilities, used.mean(axis=0))
+    np.testing.assert_array_equal(res.max_probability, used.mean(axis=0).max(axis=0))
+    np.testing.assert_array_equal(res.selected, res.max_probability >= 0.7)
+    # the full data's grid: sklearn's λ_max down to eps·λ_max
+    xc, yc = x - x.mean(0), y - y.mean()
+    top = np.max(np.abs(xc.T @ yc)) / 60
+    np.testing.assert_allclose(res.lambdas[[0, -1]], [top, 0.05 * top])
+    q = used.any(axis=1).sum(axis=1).mean()
+    np.testing.assert_allclose(res.expected_false_selections, q**2 / (0.4 * 12))
+    assert set(np.flatnonzero(res.selected)) >= {0, 1, 2, 3, 4}  # the five true features

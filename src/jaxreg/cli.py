@@ -111,6 +111,7 @@ EXAMPLES = """\
 examples:
   jaxreg sweep                                  MLP + L1 on the digits: 12 λ × 5 folds
   jaxreg sweep --model linear --data diabetes   lasso path by coordinate descent
+  jaxreg sweep --model linear                   multinomial lasso path on the digits
   jaxreg sweep --model attention --penalty group-lasso --steps 200
                                                 prune whole attention heads
   jaxreg sweep --penalty l2 --lambdas 1,0.1,0.01,0.001
@@ -148,8 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="mlp",
         help="mlp: two hidden layers of 64 ReLU units; attention: a one-block transformer "
         "(d_model 32, 4 heads, dropout 0.1) over the rows of an image (or one token per "
-        "feature); linear: jaxreg.linear coordinate descent on a regression set, a linear "
-        "softmax model on a classification set",
+        "feature); linear: the convex path of jaxreg.linear (coordinate descent to a "
+        "duality-gap certificate): least squares on a regression set, logistic (2 classes) or "
+        "multinomial regression on a classification set; --steps, --batch-size and --lr do "
+        "not apply",
     )
     sweep.add_argument(
         "--penalty",
@@ -394,11 +397,10 @@ def _check_combination(args, penalty: Any, task: str) -> None:
     """Reject flag combinations that cannot run, before training starts."""
     if penalty.needs_activations and args.model != "mlp":
         raise UsageError(f"--penalty {args.penalty} needs hidden layers: use --model mlp")
-    if args.model == "linear" and task == "regression" and penalty.linear_l1_ratio is None:
+    if args.model == "linear" and penalty.linear_l1_ratio is None:
         linear = [name for name, entry in _penalties().items() if entry.linear_l1_ratio is not None]
         raise UsageError(
-            f"--model linear on a regression set supports --penalty {', '.join(linear)}, "
-            f"not {args.penalty}"
+            f"--model linear supports --penalty {', '.join(linear)}, not {args.penalty}"
         )
     if penalty.positive_lambdas and isinstance(args.lambdas, list) and min(args.lambdas) <= 0:
         raise UsageError(f"--lambdas must be > 0 for --penalty {args.penalty}")
@@ -512,35 +514,48 @@ def _grid_size(args) -> int:
     return len(args.lambdas) if isinstance(args.lambdas, list) else args.lambdas
 
 
-def _run_linear_regression(args, data, penalty: Any) -> dict[str, Any]:
+def _run_linear(args, data, penalty: Any) -> dict[str, Any]:
+    """The convex path: least squares (regression), or logistic / multinomial regression
+    (classification), on standardized features, λ by glmnet's rule on CV deviance / MSE."""
     import jax
 
     from jaxreg import linear
 
-    lambdas = _grid_for(args, penalty)
+    if data.task == "regression":
+        family, outputs = "gaussian", 1
+    else:
+        classes = len(data.target_names or np.unique(data.y))
+        family = "binomial" if classes == 2 else "multinomial"
+        outputs = 1 if classes == 2 else classes
     print(
-        f"model: linear (coordinate descent, jaxreg.linear); penalty: {args.penalty} "
-        "(--steps, --batch-size, --optimizer and --lr do not apply)"
+        f"model: linear, {family} family (coordinate descent, jaxreg.linear); penalty: "
+        f"{args.penalty} (--steps, --batch-size, --optimizer and --lr do not apply)"
     )
     fit = linear.cv_path(
         _standardize(data.X),
         data.y,
+        family=family,
         folds=args.folds,
         key=jax.random.key(args.seed),
         l1_ratio=penalty.linear_l1_ratio,
-        lambdas=lambdas,
+        lambdas=_grid_for(args, penalty),
+        eps=1e-3,  # three decades below λ_max, as the help of --lambdas says
     )
-    coef = np.asarray(fit.path.coef)
     return {
         "fit": fit,
-        "model": f"linear {data.X.shape[1]}→1 (jaxreg.linear.cv_path)",
-        "accuracy": None,
-        "nonzeros": np.count_nonzero(coef, axis=1),
-        "penalized_weights": coef.shape[1],
+        "model": f"linear {data.X.shape[1]}→{outputs} (jaxreg.linear.cv_path, {family})",
+        "accuracy": fit.cv_accuracy,
+        "nonzeros": fit.nonzeros,  # features used (by any class)
+        "penalized_weights": data.X.shape[1],
         "fold_losses": np.asarray(fit.fold_losses),
         "lambda_ref": None,
         "diverged": 0,
-        "loss_name": "mse",
+        "loss_name": fit.loss_name,
+        "certificate": {
+            "max_dual_gap": float(np.max(fit.path.dual_gap)),
+            "converged": int(np.sum(fit.path.converged)),
+        },
+        "labels": data.feature_names,
     }
 
 
@@ -611,6 +626,8 @@ def _write_outputs(out: pathlib.Path, args, run: dict[str, Any], extra: dict[str
         "zero_fraction": (1 - np.asarray(run["nonzeros"]) / run["penalized_weights"]).tolist(),
         "diverged_members": run["diverged"],
     }
+    if "certificate" in run:  # the convex path: its duality gaps (objective units) per λ
+        results["certificate"] = run["certificate"]
     (out / "results.json").write_text(
         json.dumps(results, indent=2, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8"
     )
@@ -620,7 +637,8 @@ def _write_outputs(out: pathlib.Path, args, run: dict[str, Any], extra: dict[str
         out / "cv_curve.png", dpi=110, bbox_inches="tight"
     )
     path_title = f"{name}\npath of the fits on all {extra['data_shape'][0]} examples"
-    plot.path(fit, title=path_title).savefig(out / "path.png", dpi=110, bbox_inches="tight")
+    figure = plot.path(fit, title=path_title, labels=run.get("labels"))
+    figure.savefig(out / "path.png", dpi=110, bbox_inches="tight")
 
 
 def sweep_command(args, argv: Sequence[str] = ()) -> None:
@@ -666,8 +684,8 @@ def _fit(args, data, penalty: Any, devices, argv: Sequence[str]) -> dict[str, An
     says why and how to start afresh."""
     from jaxreg.sweep import CheckpointError
 
-    if args.model == "linear" and data.task == "regression":
-        return _run_linear_regression(args, data, penalty)
+    if args.model == "linear":
+        return _run_linear(args, data, penalty)
     try:
         return _run_network(args, data, penalty, devices)
     except CheckpointError as error:

@@ -37,6 +37,7 @@ _SUMMARY_FIELDS = ("lambdas", "cvm", "cvup", "cvlo", "lambda_min", "lambda_1se")
 _MAX_TOP_TICKS = 12
 XLABEL = "ln λ (natural log)"
 NORM_YLABEL = r"Frobenius norm $\|W\|_F$"
+CLASS_NORM_YLABEL = r"coefficient norm over classes $\|w_j\|_2$"
 # Line colours: the default cycle (tab10) up to 10 lines, tab20 up to 20, a colour map beyond.
 _MAX_CYCLE_LINES = 10
 _MAX_PALETTE_LINES = 20
@@ -137,20 +138,25 @@ def path(
 ) -> Figure:
     """Plot a regularization path against ln(λ), like ``plot(glmnet(...), xvar="lambda")``.
 
-    One line per coefficient for a linear path (``.coef`` ``[K, p]``), or one line per weight
-    norm for a neural network's path (``.norms`` ``[K, m]``: ``jaxreg.fit_path`` records the
-    Frobenius norm of each penalized leaf, labelled by ``.norm_labels``). The number of nonzero
-    coefficients per λ goes on a top axis (counted from ``.coef``, or taken from
-    ``.nonzeros``). When the result carries a CV summary, dotted lines
-    mark λ_min and λ_1se.
+    One line per coefficient for a linear path (``.coef`` ``[K, p]``), one line per feature for a
+    multinomial path (``.coef`` ``[K, C, p]``: the feature's Euclidean norm over the C classes'
+    coefficients, zero exactly when no class uses it — glmnet draws one panel per class
+    instead), or one line per weight norm for a neural network's path (``.norms`` ``[K, m]``:
+    ``jaxreg.fit_path`` records the Frobenius norm of each penalized leaf, labelled by
+    ``.norm_labels``). Pass feature names as ``labels`` (e.g. ``labels=data.feature_names`` of
+    :func:`jaxreg.datasets.load`). The number of nonzero coefficients (features) per λ goes on a
+    top axis (taken from ``.nonzeros``, or counted from ``.coef``). When the result carries a CV
+    summary, dotted lines mark λ_min and λ_1se.
 
     Args:
-      result: an object with ``.lambdas`` ``[K]`` and ``.coef`` ``[K, p]`` (``jaxreg.linear.path``)
-        or ``.norms`` ``[K, m]`` (``jaxreg.fit_path``), optionally ``.summary`` and
-        ``.nonzeros``; or a CV result whose ``.path`` holds such a path (``linear.cv_path``).
+      result: an object with ``.lambdas`` ``[K]`` and ``.coef`` ``[K, p]`` or ``[K, C, p]``
+        (``jaxreg.linear.path``) or ``.norms`` ``[K, m]`` (``jaxreg.fit_path``), optionally
+        ``.summary`` and ``.nonzeros``; or a CV result whose ``.path`` holds such a path
+        (``linear.cv_path``).
       ax: axes to draw into; by default a new figure is made.
       title: optional title.
-      ylabel: the y label; default ``"coefficient"``, or "Frobenius norm ‖W‖_F" for norms.
+      ylabel: the y label; default ``"coefficient"``, "coefficient norm over classes ‖w_j‖₂"
+        for multinomial paths, or "Frobenius norm ‖W‖_F" for norms.
       labels: a label per line (e.g. feature names), shown in a legend (or, past 20 lines, on
         the colour bar); default ``.norm_labels`` for norm paths, none for coefficients.
       reverse: if True, λ decreases from left to right.
@@ -187,8 +193,12 @@ def path(
     size = lambdas.shape[0]
     coef = getattr(source, "coef", None)
     if coef is not None:
-        values = _matrix(coef, "coef", size)
+        coef = np.asarray(coef)
         default_ylabel = "coefficient"
+        if coef.ndim == 3:  # multinomial [K, C, p]: one line per feature
+            coef = np.linalg.norm(coef, axis=1)
+            default_ylabel = CLASS_NORM_YLABEL
+        values = _matrix(coef, "coef", size)
         counts = _nonzero_counts(result, size)
         if counts is None:
             counts = np.count_nonzero(values, axis=1)
