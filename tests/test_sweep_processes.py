@@ -193,7 +193,7 @@ def test_a_dead_process_makes_the_other_exit_with_an_error(tmp_path):
     out = tmp_path / "out"
     address = f"127.0.0.1:{free_port()}"
     flags = [
-        "--model", "linear", "--lambdas", "0.1,0.01", "--folds", "2", "--steps", "20000",
+        "--model", "mlp", "--lambdas", "0.1,0.01", "--folds", "2", "--steps", "20000",
         "--batch-size", "8", "--devices", "1", "--no-progress", "--no-cache", "--out", str(out),
         "--coordinator", address, "--num-processes", "2", "--heartbeat-timeout", str(heartbeat),
     ]  # fmt: skip
