@@ -4,6 +4,7 @@ and the folds' validation losses in numpy."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import warnings
 from typing import Any, NamedTuple
@@ -124,6 +125,24 @@ _glm_lambda_max = jax.jit(
 def fit(p: Problem, s: Settings, lambdas: np.ndarray, rows: np.ndarray | None = None):
     """Coefficients, intercepts, gaps, epochs and convergence (numpy) of the rows selected by
     the boolean mask ``rows`` (all when None) along ``lambdas``."""
+    return _collect(p, _launch(p, s, lambdas, rows))
+
+
+def fits(jobs, s: Settings, lambdas: np.ndarray, in_flight: int = 4):
+    """:func:`fit` of each ``(problem, rows)`` of ``jobs``, yielded in order. Up to
+    ``in_flight`` paths are dispatched before the first is read back, so that independent
+    paths (folds, subsamples) overlap on the host's cores instead of waiting for each other."""
+    pending = collections.deque()
+    for p, rows in jobs:
+        pending.append((p, _launch(p, s, lambdas, rows)))
+        if len(pending) >= in_flight:
+            yield _collect(*pending.popleft())
+    while pending:
+        yield _collect(*pending.popleft())
+
+
+def _launch(p: Problem, s: Settings, lambdas: np.ndarray, rows: np.ndarray | None):
+    """The path's program dispatched (asynchronously) on the selected rows."""
     n, num_features = p.x.shape
     with s.x64():
         hyper = (
@@ -135,18 +154,19 @@ def fit(p: Problem, s: Settings, lambdas: np.ndarray, rows: np.ndarray | None = 
         if p.family == "gaussian" and s.gram:
             selected = slice(None) if rows is None else rows
             stats = statistics(p.x[selected], p.targets[selected], s)
-            out = gaussian.gram_path_program(stats, *hyper)
-        else:
-            mask = jnp.ones(n, s.dtype) if rows is None else jnp.asarray(rows, s.dtype)
-            x, targets = jnp.asarray(p.x, s.dtype), jnp.asarray(p.targets, s.dtype)
-            if p.family == "gaussian":
-                out = gaussian.residual_path_program(x, targets, mask, *hyper,
-                                                     fit_intercept=s.fit_intercept)  # fmt: skip
-            else:
-                out = glm.path_program(x, targets, mask, *hyper, family_name=p.family,
-                                       fit_intercept=s.fit_intercept,
-                                       cap=glm.working_set_cap(n, num_features))  # fmt: skip
-        coef, intercept, gaps, epochs, converged = (np.asarray(a) for a in out)
+            return gaussian.gram_path_program(stats, *hyper)
+        mask = jnp.ones(n, s.dtype) if rows is None else jnp.asarray(rows, s.dtype)
+        x, targets = jnp.asarray(p.x, s.dtype), jnp.asarray(p.targets, s.dtype)
+        if p.family == "gaussian":
+            return gaussian.residual_path_program(x, targets, mask, *hyper,
+                                                  fit_intercept=s.fit_intercept)  # fmt: skip
+        return glm.path_program(x, targets, mask, *hyper, family_name=p.family,
+                                fit_intercept=s.fit_intercept,
+                                cap=glm.working_set_cap(n, num_features))  # fmt: skip
+
+
+def _collect(p: Problem, out):
+    coef, intercept, gaps, epochs, converged = (np.asarray(a) for a in out)
     if p.family == "binomial":
         coef, intercept = coef[:, 0], intercept[:, 0]
     return coef, intercept, gaps, epochs, converged
@@ -173,9 +193,9 @@ def fold_losses(p: Problem, s: Settings, fold_ids: np.ndarray, lambdas, measure:
     num_folds = int(fold_ids.max()) + 1
     losses = np.empty((num_folds, len(lambdas)))
     accuracy = np.empty_like(losses)
-    for fold in range(num_folds):
+    trained = fits(((p, fold_ids != fold) for fold in range(num_folds)), s, lambdas)
+    for fold, (coef, intercept, _, _, _) in enumerate(trained):
         valid = fold_ids == fold
-        coef, intercept, _, _, _ = fit(p, s, lambdas, rows=~valid)
         eta = np.einsum("np,k...p->kn...", p.x[valid], coef) + intercept[:, None]
         if p.family == "gaussian":
             losses[fold] = np.mean((p.targets[valid] - eta) ** 2, axis=1)
