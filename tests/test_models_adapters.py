@@ -53,7 +53,7 @@ def assert_trees_equal(actual, expected):
         np.testing.assert_array_equal(as_numpy(a), as_numpy(e))
 
 
-def check_dropout_reaches_module(model, params):
+def assert_dropout_reaches_module(model, params):
     """train=True with a key drops units; the same key gives the same output, another key
     another; no key while training is a ValueError."""
     inference = model.apply(params, X)
@@ -106,7 +106,7 @@ def test_from_flax_apply_is_module_apply(linen_mlp):
         model.apply(params, X, key=key, train=True),
         linen_mlp.apply(variables, X, deterministic=False, rngs={"dropout": key}),
     )
-    check_dropout_reaches_module(model, params)
+    assert_dropout_reaches_module(model, params)
 
 
 def test_from_flax_maps_train_to_a_train_argument(linen):
@@ -116,7 +116,7 @@ def test_from_flax_maps_train_to_a_train_argument(linen):
             return linen.Dropout(0.5, deterministic=not train)(linen.Dense(8)(x))
 
     model = jaxreg.models.from_flax(Net(), X[:1])
-    check_dropout_reaches_module(model, model.init(KEY))
+    assert_dropout_reaches_module(model, model.init(KEY))
 
 
 def test_from_flax_refuses_batch_stats_and_nnx_modules(linen, nnx):
@@ -163,7 +163,7 @@ def test_from_nnx_apply_is_the_module_call_and_leaves_the_module_alone(nnx):
     module.eval()
     expected = module(X)
     np.testing.assert_array_equal(model.apply(params, X), expected)
-    check_dropout_reaches_module(model, params)
+    assert_dropout_reaches_module(model, params)
     # new parameters go where the module has them: a zero output layer gives its bias
     zeroed = jax.tree.map(jnp.zeros_like, params)
     np.testing.assert_array_equal(model.apply(zeroed, X), np.zeros((6, 3)))
@@ -183,7 +183,7 @@ def test_from_nnx_passes_rngs_to_a_call_that_takes_them(nnx):
 
     module = Net(nnx.Rngs(0))
     model = jaxreg.models.from_nnx(module)
-    check_dropout_reaches_module(model, model.init(KEY))
+    assert_dropout_reaches_module(model, model.init(KEY))
 
 
 def test_from_nnx_refuses_batch_stats_and_linen_modules(linen, nnx):
@@ -251,7 +251,7 @@ def test_from_equinox_apply_is_the_module_per_example(eqx):
         rtol=1e-6,
         atol=1e-6,
     )
-    check_dropout_reaches_module(model, params)
+    assert_dropout_reaches_module(model, params)
 
 
 @pytest.mark.filterwarnings("ignore:When `eqx.nn.BatchNorm:UserWarning")
@@ -315,7 +315,7 @@ def mean_cross_entropy(logits, labels):
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
-def check_path(fit, penalized, features_kept, expected_lambda_ref):
+def assert_null_model_then_growing_path(fit, penalized, features_kept, expected_lambda_ref):
     """λ_ref is the hand-computed dual norm; at λ_ref every penalized weight is exactly zero (the
     null model); the path gains nonzeros and input features as λ decreases."""
     np.testing.assert_allclose(fit.lambda_ref, expected_lambda_ref, rtol=1e-5)
@@ -338,7 +338,8 @@ def test_fit_path_on_the_readme_flax_linen_mlp(readme_flax):
     grads = jax.jit(jax.grad(loss))(initial)
     penalized = jax.tree.map(lambda leaf: leaf.ndim == 2, initial)  # the two kernels
     kept = (fit.path_params["Dense_0"]["kernel"] != 0).any(axis=2).sum(axis=1)
-    check_path(fit, penalized, kept, group_dual_norm(grads, penalized, group_axis=0))
+    expected = group_dual_norm(grads, penalized, group_axis=0)
+    assert_null_model_then_growing_path(fit, penalized, kept, expected)
     assert fit.norm_labels == ["Dense_0.kernel", "Dense_1.kernel"]
 
 
@@ -355,7 +356,7 @@ def test_fit_path_on_the_readme_equinox_mlp(readme_equinox, eqx):
     penalized = jax.tree.map(lambda leaf: leaf.ndim == 2, params)
     kept = (fit.path_params.hidden.weight != 0).any(axis=1).sum(axis=1)
     expected = group_dual_norm(jax.jit(jax.grad(loss))(params), penalized, group_axis=1)
-    check_path(fit, penalized, kept, expected)
+    assert_null_model_then_growing_path(fit, penalized, kept, expected)
 
 
 def test_fit_path_on_an_nnx_mlp_with_a_mask_of_its_own(nnx):
@@ -387,4 +388,4 @@ def test_fit_path_on_an_nnx_mlp_with_a_mask_of_its_own(nnx):
     loss = lambda p: mean_cross_entropy(nnx.merge(graphdef, p, streams)(jnp.asarray(X)), y)
     grads = jax.jit(jax.grad(loss))(params)
     kept = (fit.path_params["hidden"]["kernel"][...] != 0).any(axis=2).sum(axis=1)
-    check_path(fit, mask, kept, group_dual_norm(grads, mask, group_axis=0))
+    assert_null_model_then_growing_path(fit, mask, kept, group_dual_norm(grads, mask, group_axis=0))

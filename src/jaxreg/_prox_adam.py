@@ -122,8 +122,9 @@ def prox_adam(
             raise ValueError(
                 "jaxreg.prox_adam needs the current parameters: call update(grads, state, params)"
             )
-        rate = learning_rate(state.count) if _tree.is_function(learning_rate) else learning_rate
+        rate = learning_rate
         if _tree.is_function(learning_rate):
+            rate = learning_rate(state.count)
             _tree.check_positive(rate, "learning_rate")
         _, state = moments.update(grads, state, params)  # its direction m̂/(√v̂+ε) is unused
         mu_hat = optax.tree.bias_correction(state.mu, b1, state.count)
