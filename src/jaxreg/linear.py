@@ -481,9 +481,9 @@ def stability_selection(
     stable set is :math:`\{j : \max_\lambda \hat\Pi_j(\lambda) \ge \pi_{thr}\}`. Every
     subsample runs the compiled program of :func:`path` for its size (compiled once for all of
     them), four in flight at a time so that they overlap on the host's cores — measured
-    faster on CPU than the same paths vmapped in one
-    program, whose coordinate-descent steps pay for per-subsample indexing and whose batches run
-    to their slowest member (``bench/stability.py`` times both).
+    faster on CPU than the same paths vmapped in one program, whose coordinate-descent steps
+    pay for per-subsample indexing and whose batches run to their slowest member
+    (``bench/stability.py`` times both).
 
     Args:
         X: design matrix ``[n, p]``.
