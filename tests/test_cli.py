@@ -225,7 +225,7 @@ def test_help_lists_every_flag(tmp_path):
         "--model", "--penalty", "--lambdas", "--folds", "--steps", "--batch-size", "--lr",
         "--seed", "--data", "--out", "--resume", "--devices", "--no-progress",
         "--target", "--task", "--header", "--no-header", "--keep-checkpoint", "--no-cache",
-        "--optimizer",
+        "--optimizer", "--weight-decay",
         "--distributed", "--coordinator", "--num-processes", "--process-id", "--heartbeat-timeout",
     ]  # fmt: skip
     for flag in flags:
@@ -245,6 +245,8 @@ def test_help_lists_every_flag(tmp_path):
         (["--model", "foo"], "--model"),
         (["--penalty", "l3"], "--penalty"),
         (["--lr", "-0.1"], "--lr"),
+        (["--lr", "0"], "--lr"),
+        (["--weight-decay", "-0.1"], "--weight-decay"),
         (["--steps", "0"], "--steps"),
         (["--devices", "0"], "--devices"),
         (["--unknown"], "--unknown"),

@@ -18,6 +18,7 @@ from jaxreg.regularizers import GroupLasso
 KEY = jax.random.key(3)
 LR = 0.2
 FIRST_LAYER = [{"w": True, "b": False}, {"w": False, "b": False}]
+SECOND_LAYER_W = [{"w": False, "b": False}, {"w": True, "b": False}]
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +102,14 @@ OPTIMIZERS = {
 }
 
 
-@pytest.mark.parametrize(("optimizer", "batch_size"), [("sgd", 16), ("adam", None)])
-def test_warm_start_equals_a_sequential_loop_of_optax_trainings(digits, optimizer, batch_size):
+@pytest.mark.parametrize(
+    ("optimizer", "batch_size", "weight_decay"), [("sgd", 16, 0.0), ("adam", None, 0.05)]
+)
+def test_warm_start_equals_a_sequential_loop_of_optax_trainings(
+    digits, optimizer, batch_size, weight_decay
+):
+    """``weight_decay`` is optax's add_decayed_weights on the unpenalized weight matrix (the
+    second layer's W; not the biases, not the penalized first layer) before the optimizer."""
     X, y = digits
     model = jaxreg.models.mlp([64, 8, 10])
     labels = np.arange(len(y)) % 3  # user folds 0, 1, 2
@@ -111,13 +118,18 @@ def test_warm_start_equals_a_sequential_loop_of_optax_trainings(digits, optimize
         model, X, y, penalty=GroupLasso(1.0, group_axis=0, mask=FIRST_LAYER), lambdas=3,
         lambda_min_ratio=0.1, folds=labels, key=KEY, steps=steps, dense_steps=dense_steps,
         batch_size=batch_size, learning_rate=LR if optimizer == "sgd" else LR / 10,
-        optimizer=optimizer, warm_start=True, chunk_size=2,
+        optimizer=optimizer, warm_start=True, chunk_size=2, weight_decay=weight_decay,
     )  # fmt: skip
+
+    def decayed(lam):
+        decay = optax.add_decayed_weights(weight_decay, mask=SECOND_LAYER_W)
+        return optax.chain(decay, OPTIMIZERS[optimizer](lam))
+
     size = len(fit.lambdas)
     walk = fit.lambdas[::-1].astype(np.float32)  # walked from the smallest λ up
     for fold, rows in ((-1, np.ones(len(y), bool)), (1, labels != 1)):
         dense, path, losses = hand_walk(
-            model, X, y, rows, walk=walk, optimizer=OPTIMIZERS[optimizer], steps=steps,
+            model, X, y, rows, walk=walk, optimizer=decayed, steps=steps,
             dense_steps=dense_steps, batch_size=batch_size,
         )  # fmt: skip
         for k in range(size):
@@ -135,7 +147,7 @@ def test_warm_start_equals_a_sequential_loop_of_optax_trainings(digits, optimize
     # down 3 λ to 0.1·λ_ref, continued above λ_ref at the same spacing (3 λ at most) up to the
     # first λ whose full-data fit has W1 = 0
     dense = hand_walk(
-        model, X, y, np.ones(len(y), bool), walk=[], optimizer=OPTIMIZERS[optimizer], steps=0,
+        model, X, y, np.ones(len(y), bool), walk=[], optimizer=decayed, steps=0,
         dense_steps=dense_steps, batch_size=batch_size,
     )[0]  # fmt: skip
     np.testing.assert_allclose(fit.lambda_ref, first_layer_dual_norm(model, X, y, dense), 1e-4)
@@ -195,7 +207,7 @@ def test_the_walk_is_traced_once_and_a_second_call_compiles_nothing(digits, trac
 
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
-        again = jaxreg.fit_path(model, X + np.float32(0.5), y, **settings)
+        again = jaxreg.fit_path(model, X + np.float32(0.5), y, weight_decay=0.01, **settings)
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
     assert compiles == [] and counted_apply.count == 5
@@ -205,6 +217,8 @@ def test_the_walk_is_traced_once_and_a_second_call_compiles_nothing(digits, trac
 BAD_WARM_INPUTS = {
     "warm_start": (dict(warm_start=1), "warm_start"),
     "dense_steps": (dict(warm_start=True, dense_steps=0), "dense_steps"),
+    "weight_decay": (dict(warm_start=True, weight_decay=-0.1), "weight_decay"),
+    "weight_decay_nan": (dict(weight_decay=float("nan")), "weight_decay"),
     "dense_steps_float": (dict(warm_start=True, dense_steps=2.5), "dense_steps"),
     "batch_size": (dict(batch_size=0), "batch_size"),
     "full_batch_contractive": (

@@ -195,8 +195,9 @@ def _check_optimizer(optimizer: Any, regularizer: Regularizer | None, learning_r
 class _Training(NamedTuple):
     """The static description of one member's training (hashable: jit's cache key).
 
-    Data, initial parameters, learning rate and the λ = 1 regularizer travel as the sweep's
-    ``data`` argument, so a new call with new values of the same shapes compiles nothing.
+    Data, initial parameters, learning rate, weight decay and the λ = 1 regularizer travel as
+    the sweep's ``data`` argument, so a new call with new values of the same shapes compiles
+    nothing.
     """
 
     model: Model
@@ -208,6 +209,7 @@ class _Training(NamedTuple):
     activation: Callable[[jax.Array], jax.Array]
     optimizer: Any
     batch_size: int | None
+    decayed: tuple[bool, ...]
 
     def data_loss(self, params, inputs, targets, dropout_key=None, train=False, weights=None):
         """Mean loss over the batch (weighted by ``weights`` when given), and the hidden
@@ -265,9 +267,12 @@ class _Training(NamedTuple):
             value, pre_activations = self.data_loss(
                 params, inputs, targets, dropout_key, True, weights
             )
-            if self.loss_term is None:
-                return value, value
-            return value + self.loss_term(regularizer, params, pre_activations, lam, self), value
+            leaves = zip(jax.tree.leaves(params), self.decayed, strict=True)
+            decay = sum(jnp.sum(jnp.square(leaf)) for leaf, keep in leaves if keep)
+            total = value + 0.5 * data["weight_decay"] * decay
+            if self.loss_term is not None:
+                total += self.loss_term(regularizer, params, pre_activations, lam, self)
+            return total, value
 
         grads, value = jax.grad(objective, has_aux=True)(state["params"])
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
@@ -428,6 +433,15 @@ def _penalty_options(mask: Any, param_shapes: PyTree, **given: Any) -> PathOptio
     return PathOptions(mask=mask_tree, **given)
 
 
+def _decayed(regularizer: Regularizer | None, mask: PyTree, param_shapes: PyTree):
+    """Per leaf: a weight matrix (at least two dimensions) the penalty does not act on."""
+    penalized = (
+        jax.tree.leaves(mask) if regularizer is None else regularizer.selection(param_shapes)
+    )
+    matrices = [leaf.ndim >= 2 for leaf in jax.tree.leaves(param_shapes)]
+    return tuple(m and not p for m, p in zip(matrices, penalized, strict=True))
+
+
 def _setup(model, X, y, *, loss, penalty, folds, key, optimizer, mask, options, **settings):
     """Everything checkable on shapes alone is checked here, before anything compiles."""
     if not isinstance(model, Model):
@@ -458,6 +472,7 @@ def _setup(model, X, y, *, loss, penalty, folds, key, optimizer, mask, options, 
         activation=settings["activation"],
         optimizer="sgd" if optimizer is None else optimizer,
         batch_size=settings["batch_size"],
+        decayed=_decayed(base, given.mask, param_shapes),
     )
     data = {
         "X": jnp.asarray(X, dtype=jnp.float32),
@@ -466,6 +481,7 @@ def _setup(model, X, y, *, loss, penalty, folds, key, optimizer, mask, options, 
         "params": jax.jit(model.init)(init_key),
         "key": train_key,
         "learning_rate": jnp.float32(settings["learning_rate"]),
+        "weight_decay": jnp.float32(settings["weight_decay"]),
         "regularizer": base,
     }
     selected = jax.tree.leaves(given.mask)
@@ -494,6 +510,7 @@ def _fingerprint(setup: _Setup, loss: Any, given: Any = None, **own: Any) -> dic
         "mask": setup.selected,
         "batch_size": "full" if training.batch_size is None else training.batch_size,
         "learning_rate": float(setup.data["learning_rate"]),
+        "weight_decay": float(setup.data["weight_decay"]),
     }
     parts.update(own)
     clashing = sorted(set(parts) & set(given or {}))
@@ -539,6 +556,7 @@ def fit_path(
     dense_steps: int | None = None,
     batch_size: int | None = 128,
     learning_rate: float = 0.1,
+    weight_decay: float = 0.0,
     optimizer: Any = "sgd",
     l1_ratio: float | None = None,
     group_axis: Any = None,
@@ -638,6 +656,14 @@ def fit_path(
             training examples (gradient descent; no sampling noise, the smoothest warm-started
             path; not with ``"contractive"``).
         learning_rate: the optimizer's learning rate, also the proximal step size.
+        weight_decay: μ of an L2 term ½·μ·‖W‖² added to the training loss of every weight
+            matrix (leaf of two or more dimensions) the penalty does not act on, such as the
+            layers after a penalized first layer. A network is unchanged when a penalized
+            layer shrinks by c and the next grows by 1/c, so without it the penalty can be
+            traded away along a warm-started path (the next layers grow, and features leave
+            and come back); a small μ (1e-3 to 1e-2 on standardized inputs) removes that
+            escape. Not in the validation loss, λ_ref or the null-model test, which read the
+            data loss and the penalized weights only.
         optimizer: ``"sgd"`` (default: proximal gradient descent, the prox of step
             ``learning_rate`` after each SGD step), ``"adam"`` (:func:`jaxreg.prox_adam`, the
             prox in Adam's metric, so λ keeps its meaning and λ_ref still gives the null
@@ -691,6 +717,7 @@ def fit_path(
     if batch_size is not None:
         batch_size = _checks.check_int(batch_size, "batch_size", minimum=1)
     _tree.check_positive(learning_rate, "learning_rate")
+    _tree.check_nonnegative(weight_decay, "weight_decay")
     _tree.check_positive(lambda_min_ratio, "lambda_min_ratio")
     if l1_ratio is not None:
         _tree.check_unit_interval(l1_ratio, "l1_ratio")
@@ -698,6 +725,7 @@ def fit_path(
         model, X, y, loss=loss, penalty=penalty, folds=folds, key=key, optimizer=optimizer,
         mask=mask, options={"l1_ratio": l1_ratio, "group_axis": group_axis, "joint": joint},
         activation=activation, batch_size=batch_size, learning_rate=learning_rate,
+        weight_decay=weight_decay,
     )  # fmt: skip
     sweep_options = {"chunk_size": chunk_size, "checkpoint_dir": checkpoint_dir,
                      "progress": progress, "devices": devices}  # fmt: skip

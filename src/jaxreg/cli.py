@@ -80,14 +80,16 @@ def _lambdas(text: str) -> int | list[float]:
         ) from None
 
 
-def _at_least(kind, minimum):
+def _at_least(kind, minimum, *, strict=False):
+    """A parser of finite values ``>= minimum`` (``> minimum`` when ``strict``)."""
+
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if not (np.isfinite(value) and value >= minimum) or (minimum == 0 and value == 0):
-            bound = "> 0" if minimum == 0 else f">= {minimum}"
+        if not (np.isfinite(value) and value >= minimum) or (strict and value == minimum):
+            bound = f"> {minimum}" if strict else f">= {minimum}"
             raise argparse.ArgumentTypeError(f"expected a value {bound}, got {text!r}")
         return value
 
@@ -95,7 +97,7 @@ def _at_least(kind, minimum):
 
 
 def _positive(kind):
-    return _at_least(kind, 1 if kind is int else 0)
+    return _at_least(kind, 1) if kind is int else _at_least(kind, 0, strict=True)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -199,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="learning rate (default: 0.3 for sgd, 0.01 for adam); for sgd also the proximal "
         "step size",
+    )
+    sweep.add_argument(
+        "--weight-decay",
+        type=_at_least(float, 0),
+        default=0.0,
+        metavar="MU",
+        help="L2 ½·MU·‖W‖² on the weight matrices the penalty leaves alone (default 0)",
     )
     sweep.add_argument(
         "--seed", type=int, default=0, help="PRNG seed (initial weights, folds, minibatches)"
@@ -475,6 +484,7 @@ def _run_network(args, data, penalty: Any, devices) -> dict[str, Any]:
         steps=args.steps,
         batch_size=args.batch_size,
         learning_rate=args.lr,
+        weight_decay=args.weight_decay,
         optimizer=args.optimizer,
         checkpoint_dir=str(pathlib.Path(args.out) / "checkpoint"),
         progress=not args.no_progress,
