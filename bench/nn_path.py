@@ -39,6 +39,10 @@ Run (LassoNet and torch live in the benchmark's own environment, not in jaxreg's
     PYTHONPATH=src /work/venvs/nnbench/bin/python bench/nn_path.py
 
 ``--skip-lassonet`` runs the jaxreg side only (any environment with scikit-learn).
+``--splits K`` runs, instead of the table, the two warm paths and LassoNet's path on K splits
+(seeds 0..K-1 for the split, the folds and the initial weights; settings unchanged) and prints
+the mean and range of the best test accuracy with ≤ 10 / ≤ 20 features and the reversals per
+split. JSON: ``bench/results/nn_path_splits.json``.
 """
 
 from __future__ import annotations
@@ -88,15 +92,15 @@ class Split(dict):
     """The protocol's data: ``X_train, y_train, X_test, y_test, fold_ids``."""
 
 
-def protocol(name: str) -> Split:
+def protocol(name: str, seed: int = SEED) -> Split:
     X, y = LOADERS[name](return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.25, random_state=SEED, stratify=y
+        X, y, test_size=0.25, random_state=seed, stratify=y
     )
     scaler = StandardScaler().fit(X_train)
     fold_ids = np.empty(len(y_train), np.int64)
     for fold, (_, held_out) in enumerate(
-        KFold(FOLDS, shuffle=True, random_state=SEED).split(X_train)
+        KFold(FOLDS, shuffle=True, random_state=seed).split(X_train)
     ):
         fold_ids[held_out] = fold
     return Split(
@@ -130,7 +134,10 @@ def path_summary(features: np.ndarray, accuracy: np.ndarray, chosen: int, walk_u
     }
 
 
-def run_jaxreg(split: Split, settings: dict[str, Any], hierarchy: bool = False) -> dict[str, Any]:
+def run_jaxreg(
+    split: Split, settings: dict[str, Any], hierarchy: bool = False, seed: int = SEED,
+    timed: bool = True,
+) -> dict[str, Any]:
     X, y = split["X_train"], split["y_train"]
     sizes = [X.shape[1], WIDTH, int(y.max()) + 1]
     if hierarchy:
@@ -141,11 +148,11 @@ def run_jaxreg(split: Split, settings: dict[str, Any], hierarchy: bool = False) 
 
     def fit():
         return jaxreg.fit_path(
-            model, X, y, penalty=penalty, folds=split["fold_ids"], key=jax.random.key(SEED),
+            model, X, y, penalty=penalty, folds=split["fold_ids"], key=jax.random.key(seed),
             **settings,
         )  # fmt: skip
 
-    first = _common.first_call_seconds(fit)
+    first = _common.first_call_seconds(fit) if timed else None
     start = time.perf_counter()
     result = _common.block(fit())
     wall = time.perf_counter() - start
@@ -163,14 +170,35 @@ def run_jaxreg(split: Split, settings: dict[str, Any], hierarchy: bool = False) 
     return {"first_call_s": first, "wall_s": wall, "lambda_ref": result.lambda_ref, **summary}
 
 
+def _lassonet_options(seed: int) -> dict[str, Any]:
+    return {"hidden_dims": (WIDTH,), "random_state": seed, "torch_seed": seed, "verbose": 0}
+
+
+def lassonet_path(split: Split, seed: int = SEED) -> dict[str, Any]:
+    """LassoNet's whole path on the training part: the path summary and its wall time."""
+    from lassonet import LassoNetClassifier
+
+    start = time.perf_counter()
+    estimator = LassoNetClassifier(**_lassonet_options(seed))
+    path = estimator.path(split["X_train"], split["y_train"], return_state_dicts=True)
+    path_wall = time.perf_counter() - start
+    features, accuracy = [], []
+    for item in path:
+        estimator.load(item.state_dict)
+        features.append(int(item.selected.sum()))
+        accuracy.append(float(np.mean(estimator.predict(split["X_test"]) == split["y_test"])))
+    summary = path_summary(np.array(features), np.array(accuracy), 0, np.arange(len(path)))
+    return {"path_wall_s": path_wall, **summary}
+
+
 def run_lassonet(split: Split) -> dict[str, Any] | None:
     try:
-        from lassonet import LassoNetClassifier, LassoNetClassifierCV
+        from lassonet import LassoNetClassifierCV
     except ImportError:
         print("lassonet is not installed here: LassoNet skipped (see the module docstring)")
         return None
     X, y, X_test = split["X_train"], split["y_train"], split["X_test"]
-    options = {"hidden_dims": (WIDTH,), "random_state": SEED, "torch_seed": SEED, "verbose": 0}
+    options = _lassonet_options(SEED)
     start = time.perf_counter()
     cross_validated = LassoNetClassifierCV(cv=PredefinedSplit(split["fold_ids"]), **options)
     cross_validated.fit(X, y)
@@ -179,17 +207,7 @@ def run_lassonet(split: Split) -> dict[str, Any] | None:
         float(np.mean(cross_validated.predict(X_test) == split["y_test"])),
         int(cross_validated.best_selected_.sum()),
     )
-    start = time.perf_counter()
-    estimator = LassoNetClassifier(**options)
-    path = estimator.path(X, y, return_state_dicts=True)
-    path_wall = time.perf_counter() - start
-    features, accuracy = [], []
-    for item in path:
-        estimator.load(item.state_dict)
-        features.append(int(item.selected.sum()))
-        accuracy.append(float(np.mean(estimator.predict(X_test) == split["y_test"])))
-    summary = path_summary(np.array(features), np.array(accuracy), 0, np.arange(len(path)))
-    return {"wall_s": cv_wall, "path_wall_s": path_wall, **summary, "cv_choice": cv_choice}
+    return {"wall_s": cv_wall, **lassonet_path(split), "cv_choice": cv_choice}
 
 
 def _fmt_best(best: tuple[float, int] | None) -> str:
@@ -227,15 +245,54 @@ def print_table(name: str, results: dict[str, dict[str, Any]]) -> None:
         print(f"  {method:24s} " + " ".join(f"{c:>5s}" for c in cells))
 
 
+def _accuracy_at(result: dict[str, Any], limit: int) -> float:
+    best = result["best"][limit]
+    return float("nan") if best is None else best[0]
+
+
+def repeated_splits(name: str, count: int) -> dict[str, Any]:
+    """The ≤ 10 / ≤ 20 accuracies and reversals of the warm paths and LassoNet's path over
+    ``count`` splits (seeds 0, 1, …: the split, the folds, the initial weights), settings fixed:
+    how much of a one-split difference is the split's."""
+    rows: dict[str, list[list[float]]] = {m: [] for m in METHODS[1:]}
+    for seed in range(count):
+        split = protocol(name, seed)
+        results = {
+            "jaxreg warm": run_jaxreg(split, WARM, seed=seed, timed=False),
+            "jaxreg warm + hierarchy": run_jaxreg(split, WARM, True, seed=seed, timed=False),
+            "LassoNet": lassonet_path(split, seed),
+        }
+        for method, result in results.items():
+            rows[method].append(
+                [_accuracy_at(result, 10), _accuracy_at(result, 20), result["wrong_way"]]
+            )
+    print(f"\n{name}, {count} splits: mean (min–max) of best test acc ≤ 10 / ≤ 20, reversals")
+    for method, values in rows.items():
+        table = np.array(values)
+        cells = [f"{np.nanmean(c):.3f} ({np.nanmin(c):.3f}–{np.nanmax(c):.3f})"
+                 for c in table.T[:2]]  # fmt: skip
+        reversals = table[:, 2].astype(int).tolist()
+        print(f"  {method:24s} {cells[0]} / {cells[1]}   reversals {reversals}")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(LOADERS), choices=list(LOADERS))
     parser.add_argument("--skip-lassonet", action="store_true")
+    parser.add_argument(
+        "--splits", type=int, default=0, metavar="K",
+        help="instead of the table: the warm paths and LassoNet's path on K splits (seeds 0..K-1)",
+    )  # fmt: skip
     args = parser.parse_args()
     print(f"devices: {jax.devices()}  ({CORES} cores)")
     gflops = _common.matmul_gflops()
     print(f"float32 matmul 1024²: {gflops:.1f} GFLOP/s")
     payload: dict[str, Any] = {"matmul_gflops": gflops, "warm": WARM, "parallel": PARALLEL}
+    if args.splits:
+        payload["splits"] = {name: repeated_splits(name, args.splits) for name in args.datasets}
+        _common.write_json("nn_path_splits", payload)
+        return
     for name in args.datasets:
         split = protocol(name)
         results = {
