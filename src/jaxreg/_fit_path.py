@@ -229,7 +229,15 @@ class _Training(NamedTuple):
     def optimizer_at(self, data: dict[str, Any], lam: Any):
         regularizer = self.penalty_at(data["regularizer"], lam)
         proximal = regularizer if self.proximal else None
-        return regularizer, _member_optimizer(self.optimizer, proximal, data["learning_rate"])
+        optimizer = _member_optimizer(self.optimizer, proximal, data["learning_rate"])
+        if not any(self.decayed):
+            return regularizer, optimizer
+        decay = optax.add_decayed_weights(data["weight_decay"], mask=self.decay_mask)
+        return regularizer, optax.chain(decay, optimizer)
+
+    def decay_mask(self, params: PyTree) -> PyTree:
+        """The weight matrices ``weight_decay`` acts on, as a mask for :func:`optax.masked`."""
+        return jax.tree.unflatten(jax.tree.structure(params), self.decayed)
 
     def init(self, hparams, key, data):
         del key  # every member starts from the same parameters
@@ -267,12 +275,9 @@ class _Training(NamedTuple):
             value, pre_activations = self.data_loss(
                 params, inputs, targets, dropout_key, True, weights
             )
-            leaves = zip(jax.tree.leaves(params), self.decayed, strict=True)
-            decay = sum(jnp.sum(jnp.square(leaf)) for leaf, keep in leaves if keep)
-            total = value + 0.5 * data["weight_decay"] * decay
-            if self.loss_term is not None:
-                total += self.loss_term(regularizer, params, pre_activations, lam, self)
-            return total, value
+            if self.loss_term is None:
+                return value, value
+            return value + self.loss_term(regularizer, params, pre_activations, lam, self), value
 
         grads, value = jax.grad(objective, has_aux=True)(state["params"])
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
@@ -656,14 +661,15 @@ def fit_path(
             training examples (gradient descent; no sampling noise, the smoothest warm-started
             path; not with ``"contractive"``).
         learning_rate: the optimizer's learning rate, also the proximal step size.
-        weight_decay: μ of an L2 term ½·μ·‖W‖² added to the training loss of every weight
+        weight_decay: μ of an L2 term ½·μ·‖W‖² in the training objective of every weight
             matrix (leaf of two or more dimensions) the penalty does not act on, such as the
-            layers after a penalized first layer. A network is unchanged when a penalized
-            layer shrinks by c and the next grows by 1/c, so without it the penalty can be
-            traded away along a warm-started path (the next layers grow, and features leave
-            and come back); a small μ (1e-3 to 1e-2 on standardized inputs) removes that
-            escape. Not in the validation loss, λ_ref or the null-model test, which read the
-            data loss and the penalized weights only.
+            layers after a penalized first layer: its gradient μ·W joins the data-loss
+            gradient before the optimizer (:func:`optax.add_decayed_weights`). A network is
+            unchanged when a penalized layer shrinks by c and the next grows by 1/c, so without
+            it the penalty can be traded away along a warm-started path (the next layers grow,
+            and features leave and come back); a small μ (1e-3 to 1e-2 on standardized
+            inputs) removes that escape. Not in the validation loss, ``train_loss``, λ_ref or
+            the null-model test, which read the data loss and the penalized weights only.
         optimizer: ``"sgd"`` (default: proximal gradient descent, the prox of step
             ``learning_rate`` after each SGD step), ``"adam"`` (:func:`jaxreg.prox_adam`, the
             prox in Adam's metric, so λ keeps its meaning and λ_ref still gives the null
