@@ -250,18 +250,20 @@ def _accuracy_at(result: dict[str, Any], limit: int) -> float:
     return float("nan") if best is None else best[0]
 
 
-def repeated_splits(name: str, count: int) -> dict[str, Any]:
-    """The ≤ 10 / ≤ 20 accuracies and reversals of the warm paths and LassoNet's path over
+def repeated_splits(name: str, count: int, with_lassonet: bool) -> dict[str, Any]:
+    """The ≤ 10 / ≤ 20 accuracies and reversals of the warm paths (and LassoNet's path) over
     ``count`` splits (seeds 0, 1, …: the split, the folds, the initial weights), settings fixed:
     how much of a one-split difference is the split's."""
-    rows: dict[str, list[list[float]]] = {m: [] for m in METHODS[1:]}
+    methods = METHODS[1:] if with_lassonet else METHODS[1:-1]
+    rows: dict[str, list[list[float]]] = {m: [] for m in methods}
     for seed in range(count):
         split = protocol(name, seed)
         results = {
             "jaxreg warm": run_jaxreg(split, WARM, seed=seed, timed=False),
             "jaxreg warm + hierarchy": run_jaxreg(split, WARM, True, seed=seed, timed=False),
-            "LassoNet": lassonet_path(split, seed),
         }
+        if with_lassonet:
+            results["LassoNet"] = lassonet_path(split, seed)
         for method, result in results.items():
             rows[method].append(
                 [_accuracy_at(result, 10), _accuracy_at(result, 20), result["wrong_way"]]
@@ -290,7 +292,8 @@ def main() -> None:
     print(f"float32 matmul 1024²: {gflops:.1f} GFLOP/s")
     payload: dict[str, Any] = {"matmul_gflops": gflops, "warm": WARM, "parallel": PARALLEL}
     if args.splits:
-        payload["splits"] = {name: repeated_splits(name, args.splits) for name in args.datasets}
+        payload["splits"] = {name: repeated_splits(name, args.splits, not args.skip_lassonet)
+                             for name in args.datasets}  # fmt: skip
         _common.write_json("nn_path_splits", payload)
         return
     for name in args.datasets:
