@@ -31,12 +31,17 @@ def mean_cross_entropy(logits, labels):
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
-def hand_walk(model, X, y, train_rows, *, walk, optimizer, steps, dense_steps, batch_size):
+def hand_walk(
+    model, X, y, train_rows, *, walk, optimizer, steps, dense_steps, batch_size, settle=None
+):
     """The documented warm start, written out: a dense fit (λ = 0), then each λ of ``walk`` in
     order for ``steps`` steps, parameters and optimizer state carried over; step t (counted
     over the steps taken) draws its minibatch from fold_in(train_key, t); a λ at which W1 is
-    zero and λ ≥ the dual norm of the training gradient takes no step. Returns the dense fit,
-    the parameters after each λ and the minibatch losses of the λ stages (NaN: not taken)."""
+    zero and λ ≥ the dual norm of the training gradient takes no step. With ``settle =
+    (patience, tol)`` a λ also ends once F = loss + λ·√8·Σ_j ‖W1[j]‖ (at the parameters each
+    step starts from) fell by at most tol·|F| over the last ``patience`` steps. Returns the
+    dense fit, the parameters after each λ and the minibatch losses of the λ stages (NaN: not
+    taken)."""
     init_key, _, train_key = jax.random.split(KEY, 3)
     params = model.init(init_key)
     rows = jnp.asarray(np.flatnonzero(train_rows))
@@ -68,9 +73,16 @@ def hand_walk(model, X, y, train_rows, *, walk, optimizer, steps, dense_steps, b
             path.append(params)
             losses.append(stage)
             continue
+        objectives = []
         for i in range(steps):
+            if settle and len(objectives) > settle[0]:
+                before, last = objectives[-1 - settle[0]], objectives[-1]
+                if before - last <= settle[1] * abs(before):
+                    break
+            penalty = lam * np.sqrt(8) * np.linalg.norm(np.asarray(params[0]["w"]), axis=1).sum()
             params, opt_state, value = step(params, opt_state, t, jnp.float32(lam))
             stage[i] = float(value)
+            objectives.append(float(value) + penalty)
             t += 1
         path.append(params)
         losses.append(stage)
@@ -161,6 +173,29 @@ def test_warm_start_equals_a_sequential_loop_of_optax_trainings(
     assert not fit.diverged.any()
 
 
+def test_patience_ends_each_lambda_as_a_hand_loop_with_the_same_rule(digits):
+    X, y = digits
+    model = jaxreg.models.mlp([64, 8, 10])
+    labels = np.arange(len(y)) % 2
+    steps, settle = 12, (2, 0.02)
+    fit = jaxreg.fit_path(
+        model, X, y, penalty=GroupLasso(1.0, group_axis=0, mask=FIRST_LAYER), lambdas=4,
+        lambda_min_ratio=0.1, folds=labels, key=KEY, steps=steps, dense_steps=20,
+        batch_size=None, learning_rate=LR, warm_start=True, patience=settle[0], tol=settle[1],
+    )  # fmt: skip
+    walk = fit.lambdas[::-1].astype(np.float32)
+    _, path, losses = hand_walk(
+        model, X, y, np.ones(len(y), bool), walk=walk, optimizer=OPTIMIZERS["sgd"],
+        steps=steps, dense_steps=20, batch_size=None, settle=settle,
+    )  # fmt: skip
+    taken = np.isfinite(losses).sum(axis=1)[::-1]  # λ descending, as fit_path reports
+    np.testing.assert_array_equal(np.isfinite(fit.train_loss[0]).sum(axis=1), taken)
+    assert 0 < taken.min() and taken.max() == steps  # the rule ends some λ early, not all
+    assert (taken < steps).any()
+    for k in range(len(walk)):
+        assert_trees_close(member(fit.path_params, k), path[len(walk) - 1 - k])
+
+
 def synthetic(n=240, p=8, seed=0):
     """Two classes decided by features 0, 1 and 2 only (an interaction included); 3..7 noise."""
     rng = np.random.default_rng(seed)
@@ -184,7 +219,10 @@ def test_warm_path_is_monotone_and_keeps_the_informative_features_longest():
         assert set(np.flatnonzero(active)) <= {0, 1, 2}
 
 
-def test_the_walk_is_traced_once_and_a_second_call_compiles_nothing(digits, trace_counter):
+@pytest.mark.parametrize("settle", [{}, dict(patience=2, tol=1e-2)])
+def test_the_walk_is_traced_once_and_a_second_call_compiles_nothing(
+    digits, trace_counter, settle
+):
     X, y = digits[0][:60], digits[1][:60]
     net = jaxreg.models.mlp([64, 8, 10])
     counted_apply = trace_counter(net.apply)
@@ -193,7 +231,9 @@ def test_the_walk_is_traced_once_and_a_second_call_compiles_nothing(digits, trac
         penalty=GroupLasso(1.0, group_axis=0, mask=FIRST_LAYER), lambdas=4, folds=2, key=KEY,
         steps=3, dense_steps=7, batch_size=8, warm_start=True, chunk_size=2,
     )  # fmt: skip
-    fit = jaxreg.fit_path(model, X, y, **settings)
+    fit = jaxreg.fit_path(model, X, y, **settings, **settle)
+    # with the rule on, another patience and tol are data too
+    changed = {name: 2 * value for name, value in settle.items()}
     # the dense run and the λ run (several chunks each) share one trace of the stage, which
     # applies the model twice (its null-model check and its training step); one more trace
     # each for the output-shape check, λ_ref's gradient and the validation
@@ -207,7 +247,9 @@ def test_the_walk_is_traced_once_and_a_second_call_compiles_nothing(digits, trac
 
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
-        again = jaxreg.fit_path(model, X + np.float32(0.5), y, weight_decay=0.01, **settings)
+        again = jaxreg.fit_path(
+            model, X + np.float32(0.5), y, weight_decay=0.01, **settings, **changed
+        )
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
     assert compiles == [] and counted_apply.count == 5
@@ -221,6 +263,11 @@ BAD_WARM_INPUTS = {
     "weight_decay_nan": (dict(weight_decay=float("nan")), "weight_decay"),
     "dense_steps_float": (dict(warm_start=True, dense_steps=2.5), "dense_steps"),
     "batch_size": (dict(batch_size=0), "batch_size"),
+    "patience": (dict(warm_start=True, patience=0), "patience"),
+    "patience_float": (dict(warm_start=True, patience=1.5), "patience"),
+    "patience_without_warm_start": (dict(patience=3), "patience"),
+    "tol": (dict(warm_start=True, patience=3, tol=0.0), "tol"),
+    "tol_nan": (dict(warm_start=True, patience=3, tol=float("nan")), "tol"),
     "full_batch_contractive": (
         dict(penalty="contractive", lambdas=[1.0], batch_size=None),
         "batch_size",

@@ -57,7 +57,8 @@ class FitPathResult(NamedTuple):
         lambda_ref: the reference λ of the default grid (None when the grid was given).
         diverged: bool ``[folds + 1, K]``; row 0 is the full-data fit, row f + 1 fold f.
         train_loss: data loss per step ``[folds + 1, K, steps]`` (rows as in ``diverged``; NaN
-            for the steps a warm-started member at its null model did not take).
+            for the steps a warm-started member did not take: at its null model, or after the
+            λ settled with ``patience``).
         loss_name: name of the loss, for plot labels.
         fold_ids: the fold of each example ``[n]``, in ``0 .. folds-1`` (glmnet's ``foldid``):
             pass it as ``folds`` to another fit to compare models on the same folds.
@@ -264,7 +265,10 @@ class _Training(NamedTuple):
         rows = state["order"][positions]
         return data["X"][rows], data["y"][rows], None
 
-    def step(self, state, hparams, data):
+    def step(self, state, hparams, data, with_objective=False):
+        """One optimizer step: the new state and the batch's data loss at the parameters the
+        step starts from; with ``with_objective``, also the penalized training objective there
+        (data loss + the penalty's term in the loss, or λ·R(θ) for a proximal penalty)."""
         step_key = jax.random.fold_in(data["key"], state["step"])
         batch_key, dropout_key = jax.random.split(step_key)
         inputs, targets, weights = self.batch(state, data, batch_key)
@@ -279,11 +283,15 @@ class _Training(NamedTuple):
                 return value, value
             return value + self.loss_term(regularizer, params, pre_activations, lam, self), value
 
-        grads, value = jax.grad(objective, has_aux=True)(state["params"])
+        (total, value), grads = jax.value_and_grad(objective, has_aux=True)(state["params"])
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         new_state = {**state, "params": params, "opt_state": opt_state, "step": state["step"] + 1}
-        return new_state, value
+        if not with_objective:
+            return new_state, value
+        if self.proximal:
+            total = total + regularizer.value(state["params"])
+        return new_state, (value, total)
 
 
 class _Method(NamedTuple):
@@ -559,6 +567,8 @@ def fit_path(
     steps: int = 300,
     warm_start: bool = False,
     dense_steps: int | None = None,
+    patience: int | None = None,
+    tol: float = 1e-3,
     batch_size: int | None = 128,
     learning_rate: float = 0.1,
     weight_decay: float = 0.0,
@@ -617,7 +627,17 @@ def fit_path(
     Adam's moments keep their scale from λ to λ). The step count ``t`` above runs over the whole
     walk, dense steps first. A member whose penalized weights are all zero at a λ at least the
     dual norm of its data-loss gradient (zero is a fixed point of the proximal step) has
-    reached the null model and takes no step there (its ``train_loss`` is NaN). Each λ is one
+    reached the null model and takes no step there (its ``train_loss`` is NaN). With
+    ``patience=p``, a member also ends a λ early once its training objective has settled:
+    after step t of the λ (t > p), when
+
+    .. math::
+        F(\theta_{t-p}) - F(\theta_t) \le \mathrm{tol} \cdot |F(\theta_{t-p})|,
+
+    where F(θ_s) is the data loss of step s's batch plus the penalty (λ·R(θ_s) for a proximal
+    penalty, or its term in the loss) at the parameters step s starts from — LassoNet's rule,
+    on the training objective instead of a held-out part. The dense fit always takes
+    ``dense_steps``. Each λ is one
     step of :func:`jaxreg.sweep.run_steps` (two calls of one compiled program: the dense fit,
     then the λ walk), so ``chunk_size``, checkpoints and the progress bar count λ. The default
     grid is taken at the dense fit: λ_ref is the dual norm of the data-loss gradient at the
@@ -656,6 +676,10 @@ def fit_path(
         warm_start: walk the grid from the dense fit, each λ warm-started from the previous
             one, instead of training every λ from the same random start (see above).
         dense_steps: optimizer steps of the warm start's dense fit (default ``steps``).
+        patience: with ``warm_start``, end a λ once its training objective fell by at most a
+            relative ``tol`` over the last ``patience`` steps (see above); ``steps`` is then
+            the most a λ takes. Default None: every λ takes ``steps``.
+        tol: the relative decrease of ``patience``; > 0.
         batch_size: minibatch size (examples drawn with replacement from the training folds),
             or None for full batches: every step's loss is the mean over all the member's
             training examples (gradient descent; no sampling noise, the smoothest warm-started
@@ -720,6 +744,11 @@ def fit_path(
         raise TypeError(f"warm_start must be a bool, got {warm_start!r}")
     dense_steps = steps if dense_steps is None else dense_steps
     dense_steps = _checks.check_int(dense_steps, "dense_steps", minimum=1)
+    if patience is not None:
+        patience = _checks.check_int(patience, "patience", minimum=1)
+        if not warm_start:
+            raise ValueError("patience: ending a λ early needs warm_start=True")
+        _tree.check_positive(tol, "tol")
     if batch_size is not None:
         batch_size = _checks.check_int(batch_size, "batch_size", minimum=1)
     _tree.check_positive(learning_rate, "learning_rate")
@@ -741,7 +770,7 @@ def fit_path(
 
         grid, lambda_ref, result, validation = _warm_path.train(
             setup, lambdas, lambda_min_ratio, loss, steps, dense_steps, classification,
-            fingerprint, **sweep_options,
+            fingerprint, settle=None if patience is None else (patience, tol), **sweep_options,
         )  # fmt: skip
     else:
         grid, lambda_ref = _lambda_grid(

@@ -40,12 +40,15 @@ class _Walk(NamedTuple):
     count of steps taken, dense steps included) draws its minibatch and dropout key exactly as
     step ``t`` of the parallel path. With ``stops``, a λ stage is skipped when the member is the
     null model and stays it: every penalized weight is zero and λ is at least the dual norm of
-    its data-loss gradient (zero is a fixed point of the proximal step).
+    its data-loss gradient (zero is a fixed point of the proximal step). With ``settles``, a
+    stage where ``data["settling"][s]`` ends once its training objective has settled
+    (:meth:`settled`).
     """
 
     training: _fit_path._Training
     steps: int
     stops: bool
+    settles: bool
 
     def init(self, hparams, key, data):
         state = self.training.init({**hparams, "lam": data["schedule"][0]}, key, data)
@@ -62,6 +65,14 @@ class _Walk(NamedTuple):
         )(params)
         return zero & (lam > 0) & (regularizer.dual_norm(grads) <= lam)
 
+    @staticmethod
+    def settled(objectives: jax.Array, taken: jax.Array, data: dict[str, Any]) -> jax.Array:
+        """The objective at the start of the last ``patience`` steps fell by at most a relative
+        ``tol``: F(θ_{t−p}) − F(θ_t) ≤ tol·|F(θ_{t−p})|, t the last step taken."""
+        patience = data["patience"]
+        last, before = objectives[taken - 1], objectives[jnp.maximum(taken - 1 - patience, 0)]
+        return (taken > patience) & (before - last <= data["tol"] * jnp.abs(before))
+
     def stage(self, state, hparams, data):
         index = state["stage"]
         within = index < data["budget"].shape[0]
@@ -71,14 +82,24 @@ class _Walk(NamedTuple):
             done = self.at_null_model(state["params"], point["lam"], hparams["fold"], data)
             budget = jnp.where(done, 0, budget)
 
+        settling = within & data["settling"][index]
+
         def body(carry):
-            inner, taken, losses = carry
-            inner, loss = self.training.step(inner, point, data)
-            return inner, taken + 1, losses.at[taken].set(loss.astype(losses.dtype))
+            inner, taken, losses, objectives = carry
+            inner, out = self.training.step(inner, point, data, with_objective=self.settles)
+            loss, objective = out if self.settles else (out, jnp.float32(0))
+            losses = losses.at[taken].set(loss.astype(losses.dtype))
+            return inner, taken + 1, losses, objectives.at[taken].set(objective)
+
+        def going(carry):
+            _, taken, _, objectives = carry
+            if not self.settles:
+                return taken < budget
+            return (taken < budget) & ~(settling & self.settled(objectives, taken, data))
 
         losses = jnp.zeros(self.steps, jnp.float32)
-        state, taken, losses = jax.lax.while_loop(
-            lambda carry: carry[1] < budget, body, (state, jnp.int32(0), losses)
+        state, taken, losses, _ = jax.lax.while_loop(
+            going, body, (state, jnp.int32(0), losses, jnp.zeros(self.steps, jnp.float32))
         )
         metrics = {"loss": losses, "taken": taken, "params": state["params"]}
         return {**state, "stage": index + 1}, metrics
@@ -217,10 +238,12 @@ def train(
     dense_steps: int,
     classification: bool,
     fingerprint: Any,
+    settle: tuple[int, float] | None = None,
     **sweep_options: Any,
 ):
     """The dense fit, the grid, the walk and its validation: ``(grid, lambda_ref, result,
-    validation)`` laid out as the parallel path's sweep and :func:`_fit_path._validation`."""
+    validation)`` laid out as the parallel path's sweep and :func:`_fit_path._validation`.
+    ``settle = (patience, tol)`` ends a λ stage once its objective has settled."""
     training, penalty = setup.training, setup.penalty
     count = _fit_path._grid_count(lambdas, penalty)
     given = None
@@ -231,11 +254,19 @@ def train(
     folds = int(setup.fold_ids.max()) + 1
     dense_count, schedule, budget = _stages(dense_steps, steps, None, walk_size)
     chunk_size = sweep_options.pop("chunk_size") or -(-(dense_count + size) // 10)
-    parts = _fit_path._fingerprint(setup, loss, fingerprint, warm_start=True)
+    parts = _fit_path._fingerprint(
+        setup, loss, fingerprint, warm_start=True, settle=list(settle) if settle else "off"
+    )
+    patience, tol = settle or (0, 0.0)
+    rule = {
+        "settling": jnp.arange(dense_count + walk_size) >= dense_count,  # λ stages only
+        "patience": jnp.int32(patience),
+        "tol": jnp.float32(tol),
+    }
     run = _Runner(
-        _Walk(training, steps, penalty.has_reference),
+        _Walk(training, steps, penalty.has_reference, settle is not None),
         sweep.grid(fold=np.arange(-1, folds)),
-        setup.data,
+        {**setup.data, **rule},
         setup.train_key,
         {"chunk_size": chunk_size, "fingerprint": parts, **sweep_options},
     )
