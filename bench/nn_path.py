@@ -39,6 +39,10 @@ Run (LassoNet and torch live in the benchmark's own environment, not in jaxreg's
     PYTHONPATH=src /work/venvs/nnbench/bin/python bench/nn_path.py
 
 ``--skip-lassonet`` runs the jaxreg side only (any environment with scikit-learn).
+``--patience P --tol T`` adds the two warm paths with ``fit_path(patience=P, tol=T)`` (a λ
+ends once its training objective has fallen by at most a relative T over P steps; at most
+``steps``), side by side with the same paths without it; JSON:
+``bench/results/nn_path_patience.json``.
 ``--splits K`` runs, instead of the table, the two warm paths and LassoNet's path on K splits
 (seeds 0..K-1 for the split, the folds and the initial weights; settings unchanged) and prints
 the mean and range of the best test accuracy with ≤ 10 / ≤ 20 features and the reversals per
@@ -84,7 +88,10 @@ WARM = {
     "learning_rate": 0.03,
     "weight_decay": 3e-3,
 }
-METHODS = ("jaxreg parallel", "jaxreg warm", "jaxreg warm + hierarchy", "LassoNet")
+METHODS = (
+    "jaxreg parallel", "jaxreg warm", "jaxreg warm + hierarchy", "jaxreg warm, patience",
+    "jaxreg warm + hierarchy, patience", "LassoNet",
+)  # fmt: skip
 FEATURE_LIMITS = (1, 2, 3, 5, 10, 15, 20, 30, 40, 50, 64)
 
 
@@ -167,7 +174,9 @@ def run_jaxreg(
     )
     increasing = np.arange(len(accuracy))[::-1]  # the grid is reported descending
     summary = path_summary(result.active_groups, accuracy, result.index_selected, increasing)
-    return {"first_call_s": first, "wall_s": wall, "lambda_ref": result.lambda_ref, **summary}
+    taken = np.sum(np.isfinite(result.train_loss), axis=-1)  # steps per member and λ
+    return {"first_call_s": first, "wall_s": wall, "lambda_ref": result.lambda_ref,
+            "steps_per_lambda": float(taken.mean()), **summary}  # fmt: skip
 
 
 def _lassonet_options(seed: int) -> dict[str, Any]:
@@ -188,7 +197,8 @@ def lassonet_path(split: Split, seed: int = SEED) -> dict[str, Any]:
         features.append(int(item.selected.sum()))
         accuracy.append(float(np.mean(estimator.predict(split["X_test"]) == split["y_test"])))
     summary = path_summary(np.array(features), np.array(accuracy), 0, np.arange(len(path)))
-    return {"path_wall_s": path_wall, **summary}
+    epochs = float(np.mean([item.n_iters for item in path[1:]]))  # full batches: 1 step each
+    return {"path_wall_s": path_wall, "steps_per_lambda": epochs, **summary}
 
 
 def run_lassonet(split: Split) -> dict[str, Any] | None:
@@ -234,9 +244,10 @@ def print_table(name: str, results: dict[str, dict[str, Any]]) -> None:
     row("models on the path / fewest features",
         lambda r: f"{len(r['features'])} / {r['fewest_features']}")  # fmt: skip
     row("feature count up as λ grows", lambda r: str(r["wrong_way"]))
+    row("mean optimizer steps per λ", lambda r: f"{r['steps_per_lambda']:.1f}")
     lassonet = results.get("LassoNet")
-    for method in METHODS[:-1]:
-        if lassonet and results.get(method):
+    for method in methods[:-1]:
+        if lassonet:
             print(f"wall time {method} / LassoNet CV: "
                   f"{results[method]['wall_s'] / lassonet['wall_s']:.3f}")  # fmt: skip
     print("\nbest test accuracy with ≤ k features (k: " + ", ".join(map(str, FEATURE_LIMITS)) + ")")
@@ -254,7 +265,7 @@ def repeated_splits(name: str, count: int, with_lassonet: bool) -> dict[str, Any
     """The ≤ 10 / ≤ 20 accuracies and reversals of the warm paths (and LassoNet's path) over
     ``count`` splits (seeds 0, 1, …: the split, the folds, the initial weights), settings fixed:
     how much of a one-split difference is the split's."""
-    methods = METHODS[1:] if with_lassonet else METHODS[1:-1]
+    methods = ["jaxreg warm", "jaxreg warm + hierarchy"] + ["LassoNet"] * with_lassonet
     rows: dict[str, list[list[float]]] = {m: [] for m in methods}
     for seed in range(count):
         split = protocol(name, seed)
@@ -286,6 +297,8 @@ def main() -> None:
         "--splits", type=int, default=0, metavar="K",
         help="instead of the table: the warm paths and LassoNet's path on K splits (seeds 0..K-1)",
     )  # fmt: skip
+    parser.add_argument("--patience", type=int, help="fit_path's patience for the warm paths")
+    parser.add_argument("--tol", type=float, default=1e-3, help="fit_path's tol with --patience")
     args = parser.parse_args()
     print(f"devices: {jax.devices()}  ({CORES} cores)")
     gflops = _common.matmul_gflops()
@@ -302,11 +315,15 @@ def main() -> None:
             "jaxreg parallel": run_jaxreg(split, PARALLEL),
             "jaxreg warm": run_jaxreg(split, WARM),
             "jaxreg warm + hierarchy": run_jaxreg(split, WARM, hierarchy=True),
-            "LassoNet": None if args.skip_lassonet else run_lassonet(split),
         }
+        if args.patience is not None:
+            settled = {**WARM, "patience": args.patience, "tol": args.tol}
+            results["jaxreg warm, patience"] = run_jaxreg(split, settled)
+            results["jaxreg warm + hierarchy, patience"] = run_jaxreg(split, settled, True)
+        results["LassoNet"] = None if args.skip_lassonet else run_lassonet(split)
         print_table(name, results)
         payload[name] = results
-    _common.write_json("nn_path", payload)
+    _common.write_json("nn_path" if args.patience is None else "nn_path_patience", payload)
 
 
 if __name__ == "__main__":
