@@ -46,7 +46,9 @@ ends once its training objective has fallen by at most a relative T over P steps
 ``--splits K`` runs, instead of the table, the two warm paths and LassoNet's path on K splits
 (seeds 0..K-1 for the split, the folds and the initial weights; settings unchanged) and prints
 the mean and range of the best test accuracy with ≤ 10 / ≤ 20 features and the reversals per
-split. JSON: ``bench/results/nn_path_splits.json``.
+split. JSON: ``bench/results/nn_path_splits.json``. ``--warm JSON`` changes the warm paths'
+settings (``WARM`` below), e.g. ``--warm '{"learning_rate": 0.01}'``; its JSON file name ends in
+``_trial``.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os
 jax.config.update("jax_num_cpu_devices", CORES)
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -297,9 +300,14 @@ def main() -> None:
         "--splits", type=int, default=0, metavar="K",
         help="instead of the table: the warm paths and LassoNet's path on K splits (seeds 0..K-1)",
     )  # fmt: skip
+    parser.add_argument(
+        "--warm", type=json.loads, default={}, metavar="JSON",
+        help='changes to the warm paths\' settings, e.g. \'{"learning_rate": 0.01}\'',
+    )  # fmt: skip
     parser.add_argument("--patience", type=int, help="fit_path's patience for the warm paths")
     parser.add_argument("--tol", type=float, default=1e-3, help="fit_path's tol with --patience")
     args = parser.parse_args()
+    WARM.update(args.warm)
     print(f"devices: {jax.devices()}  ({CORES} cores)")
     gflops = _common.matmul_gflops()
     print(f"float32 matmul 1024²: {gflops:.1f} GFLOP/s")
@@ -307,7 +315,7 @@ def main() -> None:
     if args.splits:
         payload["splits"] = {name: repeated_splits(name, args.splits, not args.skip_lassonet)
                              for name in args.datasets}  # fmt: skip
-        _common.write_json("nn_path_splits", payload)
+        _common.write_json("nn_path_splits" + "_trial" * bool(args.warm), payload)
         return
     for name in args.datasets:
         split = protocol(name)
@@ -323,7 +331,8 @@ def main() -> None:
         results["LassoNet"] = None if args.skip_lassonet else run_lassonet(split)
         print_table(name, results)
         payload[name] = results
-    _common.write_json("nn_path" if args.patience is None else "nn_path_patience", payload)
+    name = "nn_path" if args.patience is None else "nn_path_patience"
+    _common.write_json(name + "_trial" * bool(args.warm), payload)
 
 
 if __name__ == "__main__":
