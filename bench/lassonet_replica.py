@@ -72,16 +72,14 @@ def replica_path(seed: int, init: str) -> dict:
         logits = model.apply(p, inputs)
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
-    def optimizer(base):
-        prox = jaxreg.transforms.proximal(unit.replace(strength=0.0), LEARNING_RATE)
+    def optimizer(base, lam=0.0):
+        prox = jaxreg.transforms.proximal(unit.replace(strength=lam), LEARNING_RATE)
         return optax.chain(base, prox)
 
     def stepper(base):
         @jax.jit
         def step(p, state, lam):
-            tx = optax.chain(
-                base, jaxreg.transforms.proximal(unit.replace(strength=lam), LEARNING_RATE)
-            )
+            tx = optimizer(base, lam)
             updates, state = tx.update(jax.grad(loss)(p, X, y), state, p)
             return optax.apply_updates(p, updates), state
 

@@ -87,9 +87,10 @@ class _Walk(NamedTuple):
         def body(carry):
             inner, taken, losses, objectives = carry
             inner, out = self.training.step(inner, point, data, with_objective=self.settles)
-            loss, objective = out if self.settles else (out, jnp.float32(0))
-            losses = losses.at[taken].set(loss.astype(losses.dtype))
-            return inner, taken + 1, losses, objectives.at[taken].set(objective)
+            if self.settles:  # objectives is None otherwise: nothing tracked on the hot path
+                out, objective = out
+                objectives = objectives.at[taken].set(objective)
+            return inner, taken + 1, losses.at[taken].set(out.astype(losses.dtype)), objectives
 
         def going(carry):
             _, taken, _, objectives = carry
@@ -98,8 +99,9 @@ class _Walk(NamedTuple):
             return (taken < budget) & ~(settling & self.settled(objectives, taken, data))
 
         losses = jnp.zeros(self.steps, jnp.float32)
+        objectives = jnp.zeros(self.steps, jnp.float32) if self.settles else None
         state, taken, losses, _ = jax.lax.while_loop(
-            going, body, (state, jnp.int32(0), losses, jnp.zeros(self.steps, jnp.float32))
+            going, body, (state, jnp.int32(0), losses, objectives)
         )
         metrics = {"loss": losses, "taken": taken, "params": state["params"]}
         return {**state, "stage": index + 1}, metrics
