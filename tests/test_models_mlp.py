@@ -1,4 +1,5 @@
-"""mlp: shapes, init scale, manual forward pass, dropout_rate override under jit and vmap."""
+"""mlp: shapes, init scale (He normal; torch's uniform for mlp and skip_mlp), manual forward
+pass, dropout_rate override under jit and vmap."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 
-from jaxreg.models import Model, mlp
+from jaxreg.models import Model, mlp, skip_mlp
 
 X = jnp.asarray(np.random.default_rng(0).standard_normal((7, 5)), jnp.float32)
 
@@ -26,6 +28,22 @@ def test_shapes_and_init_scale():
     assert all(float(jnp.abs(p["b"]).max()) == 0 for p in params)
     assert net.apply(params, X).shape == (7, 3)
     assert net.apply(params, X[0]).shape == (3,)
+
+
+@pytest.mark.parametrize("build", [mlp, skip_mlp])
+def test_uniform_init_draws_weights_and_biases_as_torch_linear(build):
+    """torch.nn.Linear: W and b uniform on [−1/√fan_in, 1/√fan_in] (Kolmogorov–Smirnov)."""
+    params = jax.jit(build([40, 300, 3], init="uniform").init)(jax.random.key(0))
+    layers = params if build is mlp else params["mlp"]
+    drawn = [(layers[0]["w"], 40), (layers[0]["b"], 40), (layers[1]["w"], 300)]
+    if build is skip_mlp:
+        drawn.append((params["skip"], 40))
+    for values, fan_in in drawn:
+        bound = 1 / np.sqrt(fan_in)
+        values = np.asarray(values).ravel()
+        assert np.abs(values).max() <= bound
+        assert stats.kstest(values, stats.uniform(-bound, 2 * bound).cdf).pvalue > 1e-3
+    assert not np.array_equal(np.asarray(layers[0]["w"][:, 0]), np.asarray(layers[0]["w"][:, 1]))
 
 
 def test_return_activations_matches_manual_forward_pass():
@@ -78,6 +96,9 @@ def test_dropout_rate_override_and_sweep():
 def test_bad_sizes_and_params():
     with pytest.raises(ValueError, match="sizes"):
         mlp([3])
+    for build in (mlp, skip_mlp):
+        with pytest.raises(ValueError, match="init"):
+            build([2, 3, 1], init="torch")
     net = mlp([2, 3, 1])
     with pytest.raises(ValueError, match="layers"):
         net.apply(net.init(jax.random.key(0))[:1], jnp.ones((1, 2)))

@@ -127,8 +127,32 @@ def normal_init(key: jax.Array, shape: tuple[int, ...], fan_in: int, gain: float
     return jax.random.normal(key, shape, jnp.float32) * np.sqrt(gain / fan_in)
 
 
-def dense_init(key: jax.Array, fan_in: int, fan_out: int, gain: float) -> dict[str, jax.Array]:
-    """``{"w": W[fan_in, fan_out], "b": zeros[fan_out]}`` with a scaled normal ``W``."""
+def uniform_init(key: jax.Array, shape: tuple[int, ...], fan_in: int) -> jax.Array:
+    """Uniform on [−1/√fan_in, 1/√fan_in]: ``torch.nn.Linear``'s weights and biases."""
+    bound = 1.0 / np.sqrt(fan_in)
+    return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+
+
+INITS = ("normal", "uniform")
+
+
+def check_init(init: Any) -> str:
+    if not isinstance(init, str) or init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    return init
+
+
+def dense_init(
+    key: jax.Array, fan_in: int, fan_out: int, gain: float, init: str = "normal"
+) -> dict[str, jax.Array]:
+    """``{"w": W[fan_in, fan_out], "b": b[fan_out]}``: a scaled normal ``W`` and zero ``b``
+    (``init="normal"``), or both uniform on ±1/√fan_in (``init="uniform"``)."""
+    if init == "uniform":
+        w_key, b_key = jax.random.split(key)
+        return {
+            "w": uniform_init(w_key, (fan_in, fan_out), fan_in),
+            "b": uniform_init(b_key, (fan_out,), fan_in),
+        }
     return {
         "w": normal_init(key, (fan_in, fan_out), fan_in, gain),
         "b": jnp.zeros((fan_out,), jnp.float32),

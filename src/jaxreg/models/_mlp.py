@@ -10,6 +10,7 @@ import jax
 from jaxreg.models._core import (
     Model,
     apply_dropout,
+    check_init,
     check_rate,
     dense_init,
     resolve_rate,
@@ -24,6 +25,7 @@ def mlp(
     *,
     activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
     dropout_rate: Any = 0.0,
+    init: str = "normal",
 ) -> Model:
     r"""A fully connected network, ``sizes[0]`` inputs to ``sizes[-1]`` outputs.
 
@@ -31,10 +33,12 @@ def mlp(
         z_l = h_{l-1} W_l + b_l, \qquad h_l = \mathrm{dropout}(f(z_l)) \quad (l < L),
         \qquad \mathrm{output} = h_{L-1} W_L + b_L
 
-    Params are a list with one ``{"w": W[in, out], "b": b[out]}`` per layer; ``W`` is drawn from a
-    normal with variance 2/fan_in for ReLU-like activations (He et al., 2015) and 1/fan_in
-    otherwise (LeCun), biases start at zero. The last layer is linear (logits or regression
-    outputs).
+    Params are a list with one ``{"w": W[in, out], "b": b[out]}`` per layer. With
+    ``init="normal"`` ``W`` is drawn from a normal with variance 2/fan_in for ReLU-like
+    activations (He et al., 2015) and 1/fan_in otherwise (LeCun), and biases start at zero; with
+    ``init="uniform"`` weights *and* biases are drawn uniformly on [−1/√fan_in, 1/√fan_in], as
+    ``torch.nn.Linear`` does (what a PyTorch model such as LassoNet's starts from). The last
+    layer is linear (logits or regression outputs).
 
     ``apply(params, x, *, key=None, train=False, dropout_rate=None, return_activations=False)``:
 
@@ -51,6 +55,8 @@ def mlp(
         sizes: layer widths, input first, at least two entries.
         activation: elementwise nonlinearity of the hidden layers.
         dropout_rate: default drop probability in [0, 1) of the hidden activations.
+        init: ``"normal"`` (He/LeCun weights, zero biases) or ``"uniform"`` (PyTorch's
+            ``nn.Linear`` default).
 
     Returns:
         A :class:`Model`.
@@ -70,6 +76,7 @@ def mlp(
     if len(sizes) < 2 or any(s <= 0 for s in sizes):
         raise ValueError(f"sizes must list at least two positive widths, got {sizes}")
     check_rate(dropout_rate, "dropout_rate")
+    scheme = check_init(init)  # the name init is the Model's init function below
     gain = 2.0 if activation in _RELU_LIKE else 1.0
     num_layers = len(sizes) - 1
     default_rate = dropout_rate  # apply's own dropout_rate argument overrides it
@@ -77,7 +84,7 @@ def mlp(
     def init(key: jax.Array) -> list[dict[str, jax.Array]]:
         keys = jax.random.split(key, num_layers)
         return [
-            dense_init(k, fan_in, fan_out, gain if i < num_layers - 1 else 1.0)
+            dense_init(k, fan_in, fan_out, gain if i < num_layers - 1 else 1.0, scheme)
             for i, (k, fan_in, fan_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True))
         ]
 
