@@ -37,13 +37,19 @@ def hand_walk(
     """The documented warm start, written out: a dense fit (λ = 0), then each λ of ``walk`` in
     order for ``steps`` steps, parameters and optimizer state carried over; step t (counted
     over the steps taken) draws its minibatch from fold_in(train_key, t); a λ at which W1 is
-    zero and λ ≥ the dual norm of the training gradient takes no step. With ``settle =
-    (patience, tol)`` a λ also ends once F = loss + λ·√8·Σ_j ‖W1[j]‖ (at the parameters each
-    step starts from) fell by at most tol·|F| over the last ``patience`` steps. Returns the
-    dense fit, the parameters after each λ and the minibatch losses of the λ stages (NaN: not
-    taken)."""
+    zero and λ ≥ the dual norm of the training gradient takes no step. With ``settle`` (a dict
+    of patience, dense_patience, tol and stopping rows or None) a stage also ends after
+    ``patience`` steps in a row whose F = loss + λ·√8·Σ_j ‖W1[j]‖ (at the parameters each step
+    starts from; the loss over the stopping rows, or the step's batch) is not below
+    best − tol·|best|, best the last F that was. Returns the dense fit, the parameters after
+    each λ, the minibatch losses of the λ stages (NaN: not taken) and the dense steps taken."""
+    settle = settle or {}
     init_key, _, train_key = jax.random.split(KEY, 3)
     params = model.init(init_key)
+    stopping = settle.get("stopping")
+    if stopping is not None:
+        held = jnp.asarray(np.flatnonzero(train_rows & stopping))
+        train_rows = train_rows & ~stopping
     rows = jnp.asarray(np.flatnonzero(train_rows))
     X, y = jnp.asarray(X), jnp.asarray(y)
     opt_state = optimizer(jnp.float32(0)).init(params)
@@ -61,32 +67,37 @@ def hand_walk(
         updates, opt_state = optimizer(lam).update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, value
 
-    t = 0
-    for _ in range(dense_steps):
-        params, opt_state, _ = step(params, opt_state, t, jnp.float32(0))
-        t += 1
+    def stage(params, opt_state, t, lam, budget, patience):
+        losses, best, since = [], np.inf, 0
+        while len(losses) < budget and not (patience and since >= patience):
+            penalty = lam * np.sqrt(8) * np.linalg.norm(np.asarray(params[0]["w"]), axis=1).sum()
+            if stopping is not None:
+                loss = float(mean_cross_entropy(model.apply(params, X[held]), y[held]))
+            params, opt_state, value = step(params, opt_state, t, jnp.float32(lam))
+            objective = (loss if stopping is not None else float(value)) + penalty
+            if not np.isfinite(best) or objective < best - settle.get("tol", 0) * abs(best):
+                best, since = objective, 0
+            else:
+                since += 1
+            losses.append(float(value))
+            t += 1
+        return params, opt_state, t, losses
+
+    params, opt_state, t, dense_losses = stage(
+        params, opt_state, 0, 0.0, dense_steps, settle.get("dense_patience")
+    )
     dense, path, losses = params, [], []
     for lam in walk:
-        stage = [np.nan] * steps
         null = not np.any(np.asarray(params[0]["w"]))
         if null and first_layer_dual_norm(model, X[rows], y[rows], params) <= lam:
-            path.append(params)
-            losses.append(stage)
-            continue
-        objectives = []
-        for i in range(steps):
-            if settle and len(objectives) > settle[0]:
-                before, last = objectives[-1 - settle[0]], objectives[-1]
-                if before - last <= settle[1] * abs(before):
-                    break
-            penalty = lam * np.sqrt(8) * np.linalg.norm(np.asarray(params[0]["w"]), axis=1).sum()
-            params, opt_state, value = step(params, opt_state, t, jnp.float32(lam))
-            stage[i] = float(value)
-            objectives.append(float(value) + penalty)
-            t += 1
+            taken = []
+        else:
+            params, opt_state, t, taken = stage(
+                params, opt_state, t, lam, steps, settle.get("patience")
+            )
         path.append(params)
-        losses.append(stage)
-    return dense, path, np.asarray(losses)
+        losses.append(taken + [np.nan] * (steps - len(taken)))
+    return dense, path, np.asarray(losses), len(dense_losses)
 
 
 def first_layer_dual_norm(model, X, y, params):
@@ -140,7 +151,7 @@ def test_warm_start_equals_a_sequential_loop_of_optax_trainings(
     size = len(fit.lambdas)
     walk = fit.lambdas[::-1].astype(np.float32)  # walked from the smallest λ up
     for fold, rows in ((-1, np.ones(len(y), bool)), (1, labels != 1)):
-        dense, path, losses = hand_walk(
+        dense, path, losses, _ = hand_walk(
             model, X, y, rows, walk=walk, optimizer=decayed, steps=steps,
             dense_steps=dense_steps, batch_size=batch_size,
         )  # fmt: skip
@@ -173,27 +184,46 @@ def test_warm_start_equals_a_sequential_loop_of_optax_trainings(
     assert not fit.diverged.any()
 
 
-def test_patience_ends_each_lambda_as_a_hand_loop_with_the_same_rule(digits):
+@pytest.mark.parametrize(
+    "settle",
+    [
+        dict(patience=2, tol=0.02),  # on the training batch; the dense fit takes every step
+        dict(patience=2, dense_patience=3, tol=0.05, validation_fraction=0.25),  # held out
+    ],
+)
+def test_patience_ends_each_stage_as_a_hand_loop_with_the_same_rule(digits, settle):
     X, y = digits
     model = jaxreg.models.mlp([64, 8, 10])
     labels = np.arange(len(y)) % 2
-    steps, settle = 12, (2, 0.02)
+    steps, dense_steps = 12, 30
     fit = jaxreg.fit_path(
         model, X, y, penalty=GroupLasso(1.0, group_axis=0, mask=FIRST_LAYER), lambdas=4,
-        lambda_min_ratio=0.1, folds=labels, key=KEY, steps=steps, dense_steps=20,
-        batch_size=None, learning_rate=LR, warm_start=True, patience=settle[0], tol=settle[1],
+        lambda_min_ratio=0.1, folds=labels, key=KEY, steps=steps, dense_steps=dense_steps,
+        batch_size=None, learning_rate=LR, warm_start=True, **settle,
     )  # fmt: skip
     walk = fit.lambdas[::-1].astype(np.float32)
-    _, path, losses = hand_walk(
-        model, X, y, np.ones(len(y), bool), walk=walk, optimizer=OPTIMIZERS["sgd"],
-        steps=steps, dense_steps=20, batch_size=None, settle=settle,
-    )  # fmt: skip
-    taken = np.isfinite(losses).sum(axis=1)[::-1]  # λ descending, as fit_path reports
-    np.testing.assert_array_equal(np.isfinite(fit.train_loss[0]).sum(axis=1), taken)
-    assert 0 < taken.min() and taken.max() == steps  # the rule ends some λ early, not all
-    assert (taken < steps).any()
-    for k in range(len(walk)):
-        assert_trees_close(member(fit.path_params, k), path[len(walk) - 1 - k])
+    stopping = None
+    if "validation_fraction" in settle:  # the documented draw of the stopping rows
+        order = np.asarray(jax.random.permutation(jax.random.fold_in(KEY, 1), len(y)))
+        stopping = np.isin(np.arange(len(y)), order[: round(0.25 * len(y))])
+    for fold, rows in ((-1, np.ones(len(y), bool)), (1, labels != 1)):
+        _, path, losses, dense_taken = hand_walk(
+            model, X, y, rows, walk=walk, optimizer=OPTIMIZERS["sgd"], steps=steps,
+            dense_steps=dense_steps, batch_size=None, settle={**settle, "stopping": stopping},
+        )  # fmt: skip
+        taken = np.isfinite(losses).sum(axis=1)[::-1]  # λ descending, as fit_path reports
+        assert 0 < taken.min() and taken.max() == steps  # the rule ends some λ early, not all
+        assert (taken < steps).any()
+        assert (dense_taken < dense_steps) == ("dense_patience" in settle)
+        if fold == -1:
+            np.testing.assert_array_equal(np.isfinite(fit.train_loss[0]).sum(axis=1), taken)
+            for k in range(len(walk)):
+                assert_trees_close(member(fit.path_params, k), path[len(walk) - 1 - k])
+        else:
+            for k in range(len(walk)):
+                logits = model.apply(path[len(walk) - 1 - k], jnp.asarray(X[labels == fold]))
+                expected = mean_cross_entropy(logits, y[labels == fold])
+                np.testing.assert_allclose(fit.fold_losses[fold, k], expected, rtol=2e-4)
 
 
 def synthetic(n=240, p=8, seed=0):
@@ -219,9 +249,17 @@ def test_warm_path_is_monotone_and_keeps_the_informative_features_longest():
         assert set(np.flatnonzero(active)) <= {0, 1, 2}
 
 
-@pytest.mark.parametrize("settle", [{}, dict(patience=2, tol=1e-2)])
+@pytest.mark.parametrize(
+    ("settle", "applies"),
+    [
+        ({}, 5),
+        (dict(patience=2, tol=1e-2), 5),
+        # the stage also applies the model to its stopping rows
+        (dict(patience=2, dense_patience=3, tol=1e-2, validation_fraction=0.2), 6),
+    ],
+)
 def test_the_walk_is_traced_once_and_a_second_call_compiles_nothing(
-    digits, trace_counter, settle
+    digits, trace_counter, settle, applies
 ):
     X, y = digits[0][:60], digits[1][:60]
     net = jaxreg.models.mlp([64, 8, 10])
@@ -232,12 +270,12 @@ def test_the_walk_is_traced_once_and_a_second_call_compiles_nothing(
         steps=3, dense_steps=7, batch_size=8, warm_start=True, chunk_size=2,
     )  # fmt: skip
     fit = jaxreg.fit_path(model, X, y, **settings, **settle)
-    # with the rule on, another patience and tol are data too
+    # with the rule on, other patiences, tol and stopping rows are data too
     changed = {name: 2 * value for name, value in settle.items()}
     # the dense run and the λ run (several chunks each) share one trace of the stage, which
     # applies the model twice (its null-model check and its training step); one more trace
     # each for the output-shape check, λ_ref's gradient and the validation
-    assert counted_apply.count == 5
+    assert counted_apply.count == applies
     jax.config.update("jax_enable_compilation_cache", False)
     compiles = []
 
@@ -252,7 +290,7 @@ def test_the_walk_is_traced_once_and_a_second_call_compiles_nothing(
         )
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
-    assert compiles == [] and counted_apply.count == 5
+    assert compiles == [] and counted_apply.count == applies
     assert again.lambda_ref != fit.lambda_ref  # it did train on the new data
 
 
@@ -268,6 +306,20 @@ BAD_WARM_INPUTS = {
     "patience_without_warm_start": (dict(patience=3), "patience"),
     "tol": (dict(warm_start=True, patience=3, tol=0.0), "tol"),
     "tol_nan": (dict(warm_start=True, patience=3, tol=float("nan")), "tol"),
+    "dense_patience": (dict(warm_start=True, dense_patience=0), "dense_patience"),
+    "dense_patience_without_warm_start": (dict(dense_patience=3), "dense_patience"),
+    "validation_fraction": (
+        dict(warm_start=True, patience=3, validation_fraction=1.0), "validation_fraction"
+    ),
+    "validation_fraction_str": (
+        dict(warm_start=True, patience=3, validation_fraction="0.1"), "validation_fraction"
+    ),
+    "validation_fraction_without_patience": (
+        dict(warm_start=True, validation_fraction=0.1), "validation_fraction"
+    ),
+    "validation_fraction_too_small": (  # 0.001 of 90 examples is none
+        dict(warm_start=True, patience=3, validation_fraction=0.001), "validation_fraction"
+    ),
     "full_batch_contractive": (
         dict(penalty="contractive", lambdas=[1.0], batch_size=None),
         "batch_size",

@@ -240,9 +240,18 @@ class _Training(NamedTuple):
         """The weight matrices ``weight_decay`` acts on, as a mask for :func:`optax.masked`."""
         return jax.tree.unflatten(jax.tree.structure(params), self.decayed)
 
+    @staticmethod
+    def rows(data: dict[str, Any], fold: Any) -> tuple[jax.Array, jax.Array | None]:
+        """The member's training rows, and its stopping rows (None without ``data["stopping"]``):
+        the rows outside its fold, split by the stopping mask."""
+        outside = data["fold_ids"] != fold
+        if "stopping" not in data:
+            return outside, None
+        return outside & ~data["stopping"], outside & data["stopping"]
+
     def init(self, hparams, key, data):
         del key  # every member starts from the same parameters
-        train = data["fold_ids"] != hparams["fold"]
+        train, stopping = self.rows(data, hparams["fold"])
         order = jnp.argsort(~train, stable=True)  # training examples first
         _, optimizer = self.optimizer_at(data, hparams["lam"])
         state = {
@@ -254,6 +263,8 @@ class _Training(NamedTuple):
         }
         if self.batch_size is None:  # full batch: every example, weighted by membership
             state["weights"] = train.astype(jnp.float32)
+        if stopping is not None:
+            state["stopping_weights"] = stopping.astype(jnp.float32)
         return state
 
     def batch(self, state, data, batch_key):
@@ -265,32 +276,38 @@ class _Training(NamedTuple):
         rows = state["order"][positions]
         return data["X"][rows], data["y"][rows], None
 
+    def loss_with_term(self, params, batch, regularizer, lam, dropout_key=None, train=False):
+        """``(data loss + the penalty's term in the loss, data loss)`` over ``batch = (inputs,
+        targets, weights)``."""
+        value, pre_activations = self.data_loss(params, *batch[:2], dropout_key, train, batch[2])
+        if self.loss_term is None:
+            return value, value
+        return value + self.loss_term(regularizer, params, pre_activations, lam, self), value
+
     def step(self, state, hparams, data, with_objective=False):
         """One optimizer step: the new state and the batch's data loss at the parameters the
-        step starts from; with ``with_objective``, also the penalized training objective there
-        (data loss + the penalty's term in the loss, or λ·R(θ) for a proximal penalty)."""
+        step starts from; with ``with_objective``, also the penalized objective there (data loss
+        + the penalty's term in the loss, or λ·R(θ) for a proximal penalty): over the batch, or
+        over the member's stopping rows when it has them."""
         step_key = jax.random.fold_in(data["key"], state["step"])
         batch_key, dropout_key = jax.random.split(step_key)
-        inputs, targets, weights = self.batch(state, data, batch_key)
+        batch = self.batch(state, data, batch_key)
         lam = hparams["lam"]
         regularizer, optimizer = self.optimizer_at(data, lam)
-
-        def objective(params):
-            value, pre_activations = self.data_loss(
-                params, inputs, targets, dropout_key, True, weights
-            )
-            if self.loss_term is None:
-                return value, value
-            return value + self.loss_term(regularizer, params, pre_activations, lam, self), value
-
-        (total, value), grads = jax.value_and_grad(objective, has_aux=True)(state["params"])
+        (total, value), grads = jax.value_and_grad(
+            lambda p: self.loss_with_term(p, batch, regularizer, lam, dropout_key, True),
+            has_aux=True,
+        )(state["params"])
         updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         new_state = {**state, "params": params, "opt_state": opt_state, "step": state["step"] + 1}
         if not with_objective:
             return new_state, value
-        if self.proximal:
-            total = total + regularizer.value(state["params"])
+        if "stopping_weights" in state:
+            held_out = (data["X"], data["y"], state["stopping_weights"])
+            total, _ = self.loss_with_term(state["params"], held_out, regularizer, lam)
+        if self.proximal:  # λ = 0 has no term (a constraint's value is ∞ outside its set)
+            total = total + jnp.where(lam > 0, regularizer.value(state["params"]), 0.0)
         return new_state, (value, total)
 
 
@@ -553,6 +570,35 @@ def _train(
     return members, jax.tree.map(jnp.asarray, sweep.to_host(result))
 
 
+def _check_validation_fraction(fraction: Any, patience: Any, dense_patience: Any) -> None:
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.floating):
+        raise TypeError(f"validation_fraction must be a float in (0, 1), got {fraction!r}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+    if patience is None and dense_patience is None:
+        raise ValueError(
+            "validation_fraction: the held-out rows only decide when a stage ends; give "
+            "patience or dense_patience"
+        )
+
+
+def _stopping_rows(fraction: float, fold_ids: np.ndarray, key: jax.Array) -> np.ndarray:
+    """bool ``[n]``: the first round(fraction·n) examples of a permutation drawn from
+    ``fold_in(key, 1)``; every member must keep both stopping and training rows."""
+    n = fold_ids.shape[0]
+    order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 1), n))
+    stopping = np.zeros(n, bool)
+    stopping[order[: int(round(fraction * n))]] = True
+    for fold in (-1, *np.unique(fold_ids)):
+        outside = fold_ids != fold
+        if not (stopping & outside).any() or (outside & ~stopping).sum() == 0:
+            raise ValueError(
+                f"validation_fraction={fraction} leaves a member (fold {fold}) without "
+                "stopping rows or without training rows"
+            )
+    return stopping
+
+
 def fit_path(
     model: Model,
     X: Any,
@@ -568,7 +614,9 @@ def fit_path(
     warm_start: bool = False,
     dense_steps: int | None = None,
     patience: int | None = None,
+    dense_patience: int | None = None,
     tol: float = 1e-3,
+    validation_fraction: float | None = None,
     batch_size: int | None = 128,
     learning_rate: float = 0.1,
     weight_decay: float = 0.0,
@@ -628,16 +676,21 @@ def fit_path(
     walk, dense steps first. A member whose penalized weights are all zero at a λ at least the
     dual norm of its data-loss gradient (zero is a fixed point of the proximal step) has
     reached the null model and takes no step there (its ``train_loss`` is NaN). With
-    ``patience=p``, a member also ends a λ early once its training objective has settled:
-    after step t of the λ (t > p), when
+    ``patience=p``, a member also ends a λ early once its objective has settled (LassoNet's
+    rule): F(θ_t), the objective at the parameters step t starts from, *improves* when
 
     .. math::
-        F(\theta_{t-p}) - F(\theta_t) \le \mathrm{tol} \cdot |F(\theta_{t-p})|,
+        F(\theta_t) < F^\star - \mathrm{tol} \cdot |F^\star|, \qquad
+        F^\star = \text{the last improving } F \text{ of the λ (the first step always improves)},
 
-    where F(θ_s) is the data loss of step s's batch plus the penalty (λ·R(θ_s) for a proximal
-    penalty, or its term in the loss) at the parameters step s starts from — LassoNet's rule,
-    on the training objective instead of a held-out part. The dense fit always takes
-    ``dense_steps``. Each λ is one
+    and the λ ends after p steps in a row that do not improve. F is the data loss plus the
+    penalty (λ·R(θ) for a proximal penalty, or its term in the loss) over the step's batch, or,
+    with ``validation_fraction=f``, over the member's *stopping rows*: a random fraction f of the
+    examples (the first round(f·n) of ``jax.random.permutation(jax.random.fold_in(key, 1), n)``)
+    that every member leaves out of its training — LassoNet's 10 % held out; a fold's CV
+    validation is still its fold. ``dense_patience`` applies the same rule to the dense fit
+    (λ = 0, so F is the data loss alone), counted over all its steps; without it the dense fit
+    takes ``dense_steps``. Each λ is one
     step of :func:`jaxreg.sweep.run_steps` (two calls of one compiled program: the dense fit,
     then the λ walk), so ``chunk_size``, checkpoints and the progress bar count λ. The default
     grid is taken at the dense fit: λ_ref is the dual norm of the data-loss gradient at the
@@ -676,10 +729,15 @@ def fit_path(
         warm_start: walk the grid from the dense fit, each λ warm-started from the previous
             one, instead of training every λ from the same random start (see above).
         dense_steps: optimizer steps of the warm start's dense fit (default ``steps``).
-        patience: with ``warm_start``, end a λ once its training objective fell by at most a
-            relative ``tol`` over the last ``patience`` steps (see above); ``steps`` is then
-            the most a λ takes. Default None: every λ takes ``steps``.
-        tol: the relative decrease of ``patience``; > 0.
+        patience: with ``warm_start``, end a λ after ``patience`` steps in a row without a
+            relative improvement ``tol`` of its objective (see above); ``steps`` is then the
+            most a λ takes. Default None: every λ takes ``steps``.
+        dense_patience: the same rule for the dense fit (LassoNet: 100); ``dense_steps`` is
+            then the most it takes. Default None: it takes ``dense_steps``.
+        tol: the relative improvement of ``patience`` and ``dense_patience``; > 0.
+        validation_fraction: in (0, 1): read the objective of ``patience`` and
+            ``dense_patience`` on this fraction of the examples, left out of every member's
+            training (LassoNet: 0.1). Default None: on the training batch.
         batch_size: minibatch size (examples drawn with replacement from the training folds),
             or None for full batches: every step's loss is the mean over all the member's
             training examples (gradient descent; no sampling noise, the smoothest warm-started
@@ -744,11 +802,14 @@ def fit_path(
         raise TypeError(f"warm_start must be a bool, got {warm_start!r}")
     dense_steps = steps if dense_steps is None else dense_steps
     dense_steps = _checks.check_int(dense_steps, "dense_steps", minimum=1)
-    if patience is not None:
-        patience = _checks.check_int(patience, "patience", minimum=1)
-        if not warm_start:
-            raise ValueError("patience: ending a λ early needs warm_start=True")
-        _tree.check_positive(tol, "tol")
+    for name, value in (("patience", patience), ("dense_patience", dense_patience)):
+        if value is not None:
+            _checks.check_int(value, name, minimum=1)
+            if not warm_start:
+                raise ValueError(f"{name}: ending a stage early needs warm_start=True")
+            _tree.check_positive(tol, "tol")
+    if validation_fraction is not None:
+        _check_validation_fraction(validation_fraction, patience, dense_patience)
     if batch_size is not None:
         batch_size = _checks.check_int(batch_size, "batch_size", minimum=1)
     _tree.check_positive(learning_rate, "learning_rate")
@@ -768,9 +829,17 @@ def fit_path(
     if warm_start:
         from jaxreg import _warm_path  # deferred: it builds on this module
 
+        settle = None
+        if patience is not None or dense_patience is not None:
+            stopping = None
+            if validation_fraction is not None:
+                stopping = _stopping_rows(validation_fraction, setup.fold_ids, key)
+            settle = _warm_path.Settle(
+                patience, dense_patience, tol, stopping, validation_fraction
+            )
         grid, lambda_ref, result, validation = _warm_path.train(
             setup, lambdas, lambda_min_ratio, loss, steps, dense_steps, classification,
-            fingerprint, settle=None if patience is None else (patience, tol), **sweep_options,
+            fingerprint, settle=settle, **sweep_options,
         )  # fmt: skip
     else:
         grid, lambda_ref = _lambda_grid(

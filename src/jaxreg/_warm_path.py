@@ -41,8 +41,9 @@ class _Walk(NamedTuple):
     step ``t`` of the parallel path. With ``stops``, a λ stage is skipped when the member is the
     null model and stays it: every penalized weight is zero and λ is at least the dual norm of
     its data-loss gradient (zero is a fixed point of the proximal step). With ``settles``, a
-    stage where ``data["settling"][s]`` ends once its training objective has settled
-    (:meth:`settled`).
+    stage whose ``data["patience"][s]`` is positive ends once its objective has settled
+    (:meth:`track`); the dense fit's stages share one count, restarted where
+    ``data["fresh"][s]``.
     """
 
     training: _fit_path._Training
@@ -53,25 +54,28 @@ class _Walk(NamedTuple):
     def init(self, hparams, key, data):
         state = self.training.init({**hparams, "lam": data["schedule"][0]}, key, data)
         start = jax.tree.map(lambda leaf: leaf[hparams["fold"] + 1], data["start"])
+        if self.settles:
+            state = {**state, "best": jnp.float32(jnp.inf), "since": jnp.int32(0)}
         return {**state, **start}
 
     def at_null_model(self, params, lam, fold, data) -> jax.Array:
         """Every penalized weight is zero and λ keeps them there."""
         regularizer = data["regularizer"]
         zero = jnp.all(jnp.stack([jnp.all(leaf == 0) for leaf in _penalized(regularizer, params)]))
-        weights = (data["fold_ids"] != fold).astype(jnp.float32)
+        weights = self.training.rows(data, fold)[0].astype(jnp.float32)
         grads = jax.grad(
             lambda p: self.training.data_loss(p, data["X"], data["y"], weights=weights)[0]
         )(params)
         return zero & (lam > 0) & (regularizer.dual_norm(grads) <= lam)
 
     @staticmethod
-    def settled(objectives: jax.Array, taken: jax.Array, data: dict[str, Any]) -> jax.Array:
-        """The objective at the start of the last ``patience`` steps fell by at most a relative
-        ``tol``: F(θ_{t−p}) − F(θ_t) ≤ tol·|F(θ_{t−p})|, t the last step taken."""
-        patience = data["patience"]
-        last, before = objectives[taken - 1], objectives[jnp.maximum(taken - 1 - patience, 0)]
-        return (taken > patience) & (before - last <= data["tol"] * jnp.abs(before))
+    def track(state: dict[str, Any], objective: jax.Array, tol: jax.Array) -> dict[str, Any]:
+        """LassoNet's count: a step whose objective is below (1 − tol) of the best one since the
+        count restarted becomes the best; any other adds one to ``since``."""
+        best = state["best"]
+        better = ~jnp.isfinite(best) | (objective < best - tol * jnp.abs(best))
+        since = jnp.where(better, 0, state["since"] + 1)
+        return {**state, "best": jnp.where(better, objective, best), "since": since}
 
     def stage(self, state, hparams, data):
         index = state["stage"]
@@ -81,30 +85,62 @@ class _Walk(NamedTuple):
         if self.stops:
             done = self.at_null_model(state["params"], point["lam"], hparams["fold"], data)
             budget = jnp.where(done, 0, budget)
-
-        settling = within & data["settling"][index]
+        patience = jnp.where(within, data["patience"][index], 0)  # 0: the stage takes its budget
+        if self.settles:
+            fresh = within & data["fresh"][index]
+            best, since = state["best"], state["since"]
+            state = {**state, "best": jnp.where(fresh, jnp.inf, best),
+                     "since": jnp.where(fresh, 0, since)}  # fmt: skip
 
         def body(carry):
-            inner, taken, losses, objectives = carry
+            inner, taken, losses = carry
             inner, out = self.training.step(inner, point, data, with_objective=self.settles)
-            if self.settles:  # objectives is None otherwise: nothing tracked on the hot path
+            if self.settles:  # nothing tracked on the hot path otherwise
                 out, objective = out
-                objectives = objectives.at[taken].set(objective)
-            return inner, taken + 1, losses.at[taken].set(out.astype(losses.dtype)), objectives
+                inner = self.track(inner, objective, data["tol"])
+            return inner, taken + 1, losses.at[taken].set(out.astype(losses.dtype))
 
         def going(carry):
-            _, taken, _, objectives = carry
+            inner, taken, _ = carry
             if not self.settles:
                 return taken < budget
-            return (taken < budget) & ~(settling & self.settled(objectives, taken, data))
+            return (taken < budget) & ((patience == 0) | (inner["since"] < patience))
 
         losses = jnp.zeros(self.steps, jnp.float32)
-        objectives = jnp.zeros(self.steps, jnp.float32) if self.settles else None
-        state, taken, losses, _ = jax.lax.while_loop(
-            going, body, (state, jnp.int32(0), losses, objectives)
-        )
+        state, taken, losses = jax.lax.while_loop(going, body, (state, jnp.int32(0), losses))
         metrics = {"loss": losses, "taken": taken, "params": state["params"]}
         return {**state, "stage": index + 1}, metrics
+
+
+class Settle(NamedTuple):
+    """When a stage ends before its budget: after ``patience`` steps (λ stages) or
+    ``dense_patience`` steps (the dense fit) without a relative improvement ``tol`` of the
+    objective (None: the stage takes every step), read on the ``stopping`` rows (bool ``[n]``,
+    left out of every member's training) when given, else on the training batch;
+    ``validation_fraction`` is what drew them (for the checkpoint's fingerprint)."""
+
+    patience: int | None = None
+    dense_patience: int | None = None
+    tol: float = 0.0
+    stopping: np.ndarray | None = None
+    validation_fraction: float | None = None
+
+    def parts(self) -> list[Any]:
+        return [self.patience, self.dense_patience, self.tol, self.validation_fraction]
+
+    def data(self, dense_count: int, walk_size: int) -> dict[str, Any]:
+        """The rule as the walk's data: each stage's patience (0: off), where the count
+        restarts (the dense fit's first stage and every λ), tol and the stopping rows."""
+        stage = np.arange(dense_count + walk_size)
+        patience = np.where(stage < dense_count, self.dense_patience or 0, self.patience or 0)
+        rule = {
+            "patience": jnp.asarray(patience, jnp.int32),
+            "fresh": jnp.asarray((stage == 0) | (stage >= dense_count)),
+            "tol": jnp.float32(self.tol),
+        }
+        if self.stopping is not None:
+            rule["stopping"] = jnp.asarray(self.stopping)
+        return rule
 
 
 def _initial_states(training: _fit_path._Training, data: dict[str, Any], size: int) -> PyTree:
@@ -240,12 +276,12 @@ def train(
     dense_steps: int,
     classification: bool,
     fingerprint: Any,
-    settle: tuple[int, float] | None = None,
+    settle: Settle | None = None,
     **sweep_options: Any,
 ):
     """The dense fit, the grid, the walk and its validation: ``(grid, lambda_ref, result,
     validation)`` laid out as the parallel path's sweep and :func:`_fit_path._validation`.
-    ``settle = (patience, tol)`` ends a λ stage once its objective has settled."""
+    With ``settle`` a stage ends once its objective has settled."""
     training, penalty = setup.training, setup.penalty
     count = _fit_path._grid_count(lambdas, penalty)
     given = None
@@ -257,18 +293,12 @@ def train(
     dense_count, schedule, budget = _stages(dense_steps, steps, None, walk_size)
     chunk_size = sweep_options.pop("chunk_size") or -(-(dense_count + size) // 10)
     parts = _fit_path._fingerprint(
-        setup, loss, fingerprint, warm_start=True, settle=list(settle) if settle else "off"
+        setup, loss, fingerprint, warm_start=True, settle=settle.parts() if settle else "off"
     )
-    patience, tol = settle or (0, 0.0)
-    rule = {
-        "settling": jnp.arange(dense_count + walk_size) >= dense_count,  # λ stages only
-        "patience": jnp.int32(patience),
-        "tol": jnp.float32(tol),
-    }
     run = _Runner(
         _Walk(training, steps, penalty.has_reference, settle is not None),
         sweep.grid(fold=np.arange(-1, folds)),
-        {**setup.data, **rule},
+        {**setup.data, **(settle or Settle()).data(dense_count, walk_size)},
         setup.train_key,
         {"chunk_size": chunk_size, "fingerprint": parts, **sweep_options},
     )
