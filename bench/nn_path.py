@@ -48,7 +48,9 @@ ends once its training objective has fallen by at most a relative T over P steps
 the mean and range of the best test accuracy with ≤ 10 / ≤ 20 features and the reversals per
 split. JSON: ``bench/results/nn_path_splits.json``. ``--warm JSON`` changes the warm paths'
 settings (``WARM`` below), e.g. ``--warm '{"learning_rate": 0.01}'``; its JSON file name ends in
-``_trial``.
+``_trial``. ``--recipe`` adds LassoNet's recipe on jaxreg's warm path (``RECIPE`` below: torch's
+initialization, 10 % held out for the dense fit's early stopping, an Adam dense fit, λ × 1.02)
+to the table or to ``--splits``; its JSON file name gains ``_recipe``.
 """
 
 from __future__ import annotations
@@ -67,7 +69,9 @@ import json  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+import optax  # noqa: E402
 from sklearn.datasets import load_breast_cancer, load_digits  # noqa: E402
 from sklearn.model_selection import KFold, PredefinedSplit, train_test_split  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -91,9 +95,43 @@ WARM = {
     "learning_rate": 0.03,
     "weight_decay": 3e-3,
 }
+DENSE_LEARNING_RATE = 1e-3
+
+
+def adam_dense_then_sgd(regularizer: Any) -> optax.GradientTransformation:
+    """LassoNet's optimizers as one: Adam with the prox at λ = 0 (the dense fit), proximal SGD
+    at λ > 0 (the walk); both states are kept, the stage's λ picks the update."""
+    dense_lr, walk_lr = DENSE_LEARNING_RATE, WARM["learning_rate"]
+    dense = optax.chain(optax.adam(dense_lr), jaxreg.proximal(regularizer, dense_lr))
+    walk = optax.chain(optax.sgd(walk_lr), jaxreg.proximal(regularizer, walk_lr))
+
+    def update(grads, state, params=None):
+        dense_updates, dense_state = dense.update(grads, state[0], params)
+        walk_updates, walk_state = walk.update(grads, state[1], params)
+        at_dense = regularizer.strength == 0
+        updates = jax.tree.map(
+            lambda a, b: jnp.where(at_dense, a, b), dense_updates, walk_updates
+        )
+        return updates, (dense_state, walk_state)
+
+    return optax.GradientTransformation(lambda p: (dense.init(p), walk.init(p)), update)
+
+
+# LassoNet's recipe on jaxreg's warm path (its defaults where it has them): torch's initial
+# parameters, 10 % of the rows held out for the dense fit's early stopping (Adam at lr 1e-3,
+# patience 100, 1 %), λ × 1.02 from 0.02·λ_ref; the walk as WARM (50 SGD steps per λ).
+RECIPE = {
+    **WARM,
+    "lambdas": 199,  # 1.02 ** 198 = 50: the grid from 0.02·λ_ref to λ_ref at ratio 1.02
+    "lambda_min_ratio": 0.02,
+    "dense_patience": 100,
+    "tol": 0.01,
+    "validation_fraction": 0.1,
+    "optimizer": adam_dense_then_sgd,
+}
 METHODS = (
     "jaxreg parallel", "jaxreg warm", "jaxreg warm + hierarchy", "jaxreg warm, patience",
-    "jaxreg warm + hierarchy, patience", "LassoNet",
+    "jaxreg warm + hierarchy, patience", "jaxreg LassoNet's recipe", "LassoNet",
 )  # fmt: skip
 FEATURE_LIMITS = (1, 2, 3, 5, 10, 15, 20, 30, 40, 50, 64)
 
@@ -150,7 +188,10 @@ def run_jaxreg(
 ) -> dict[str, Any]:
     X, y = split["X_train"], split["y_train"]
     sizes = [X.shape[1], WIDTH, int(y.max()) + 1]
-    if hierarchy:
+    if settings.get("optimizer") is adam_dense_then_sgd:
+        model = jaxreg.models.skip_mlp(sizes, init="uniform")
+        penalty = HierarchicalLasso(1.0, multiplier=10.0)
+    elif hierarchy:
         model, penalty = jaxreg.models.skip_mlp(sizes), HierarchicalLasso(1.0, multiplier=10.0)
     else:
         first_w = [{"w": True, "b": False}, {"w": False, "b": False}]
@@ -264,18 +305,20 @@ def _accuracy_at(result: dict[str, Any], limit: int) -> float:
     return float("nan") if best is None else best[0]
 
 
-def repeated_splits(name: str, count: int, with_lassonet: bool) -> dict[str, Any]:
+def repeated_splits(name: str, count: int, with_lassonet: bool, recipe: bool) -> dict[str, Any]:
     """The ≤ 10 / ≤ 20 accuracies and reversals of the warm paths (and LassoNet's path) over
     ``count`` splits (seeds 0, 1, …: the split, the folds, the initial weights), settings fixed:
     how much of a one-split difference is the split's."""
-    methods = ["jaxreg warm", "jaxreg warm + hierarchy"] + ["LassoNet"] * with_lassonet
-    rows: dict[str, list[list[float]]] = {m: [] for m in methods}
+    methods = ["jaxreg warm", "jaxreg warm + hierarchy"] + ["jaxreg LassoNet's recipe"] * recipe
+    rows: dict[str, list[list[float]]] = {m: [] for m in methods + ["LassoNet"] * with_lassonet}
     for seed in range(count):
         split = protocol(name, seed)
         results = {
             "jaxreg warm": run_jaxreg(split, WARM, seed=seed, timed=False),
             "jaxreg warm + hierarchy": run_jaxreg(split, WARM, True, seed=seed, timed=False),
         }
+        if recipe:
+            results["jaxreg LassoNet's recipe"] = run_jaxreg(split, RECIPE, seed=seed, timed=False)
         if with_lassonet:
             results["LassoNet"] = lassonet_path(split, seed)
         for method, result in results.items():
@@ -306,16 +349,23 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--patience", type=int, help="fit_path's patience for the warm paths")
     parser.add_argument("--tol", type=float, default=1e-3, help="fit_path's tol with --patience")
+    parser.add_argument("--recipe", action="store_true", help="add LassoNet's recipe (RECIPE)")
     args = parser.parse_args()
     WARM.update(args.warm)
     print(f"devices: {jax.devices()}  ({CORES} cores)")
     gflops = _common.matmul_gflops()
     print(f"float32 matmul 1024²: {gflops:.1f} GFLOP/s")
     payload: dict[str, Any] = {"matmul_gflops": gflops, "warm": WARM, "parallel": PARALLEL}
+    if args.recipe:
+        payload["recipe"] = {**RECIPE, "optimizer": f"adam_dense_then_sgd (dense lr "
+                             f"{DENSE_LEARNING_RATE})", "init": "uniform"}  # fmt: skip
     if args.splits:
-        payload["splits"] = {name: repeated_splits(name, args.splits, not args.skip_lassonet)
-                             for name in args.datasets}  # fmt: skip
-        _common.write_json("nn_path_splits" + "_trial" * bool(args.warm), payload)
+        payload["splits"] = {
+            name: repeated_splits(name, args.splits, not args.skip_lassonet, args.recipe)
+            for name in args.datasets
+        }
+        suffix = "_recipe" * args.recipe + "_trial" * bool(args.warm)
+        _common.write_json("nn_path_splits" + suffix, payload)
         return
     for name in args.datasets:
         split = protocol(name)
@@ -328,10 +378,12 @@ def main() -> None:
             settled = {**WARM, "patience": args.patience, "tol": args.tol}
             results["jaxreg warm, patience"] = run_jaxreg(split, settled)
             results["jaxreg warm + hierarchy, patience"] = run_jaxreg(split, settled, True)
+        if args.recipe:
+            results["jaxreg LassoNet's recipe"] = run_jaxreg(split, RECIPE)
         results["LassoNet"] = None if args.skip_lassonet else run_lassonet(split)
         print_table(name, results)
         payload[name] = results
-    name = "nn_path" if args.patience is None else "nn_path_patience"
+    name = "nn_path" + "_patience" * (args.patience is not None) + "_recipe" * args.recipe
     _common.write_json(name + "_trial" * bool(args.warm), payload)
 
 
