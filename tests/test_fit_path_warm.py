@@ -226,6 +226,24 @@ def test_patience_ends_each_stage_as_a_hand_loop_with_the_same_rule(digits, sett
                 np.testing.assert_allclose(fit.fold_losses[fold, k], expected, rtol=2e-4)
 
 
+def test_the_rule_runs_in_float64_as_in_float32(digits):
+    """The rule's carried best objective keeps its dtype when the objective is float64."""
+    X, y = digits[0][:60], digits[1][:60]
+    settings = dict(
+        penalty=GroupLasso(1.0, group_axis=0, mask=FIRST_LAYER), lambdas=[0.05, 0.02], folds=2,
+        key=KEY, steps=12, dense_steps=30, batch_size=None, learning_rate=LR, warm_start=True,
+        patience=2, dense_patience=3, tol=0.05, validation_fraction=0.25,
+    )  # fmt: skip
+    model = jaxreg.models.mlp([64, 8, 10])
+    single = jaxreg.fit_path(model, X, y, **settings)
+    with jax.enable_x64(True):
+        double = jaxreg.fit_path(model, X.astype(np.float64), y, **settings)
+    taken = np.isfinite(single.train_loss).sum(axis=-1)
+    np.testing.assert_array_equal(np.isfinite(double.train_loss).sum(axis=-1), taken)
+    assert (taken < 12).any()
+    assert_trees_close(double.path_params, single.path_params, atol=1e-4)
+
+
 def synthetic(n=240, p=8, seed=0):
     """Two classes decided by features 0, 1 and 2 only (an interaction included); 3..7 noise."""
     rng = np.random.default_rng(seed)

@@ -75,7 +75,8 @@ class _Walk(NamedTuple):
         best = state["best"]
         better = ~jnp.isfinite(best) | (objective < best - tol * jnp.abs(best))
         since = jnp.where(better, 0, state["since"] + 1)
-        return {**state, "best": jnp.where(better, objective, best), "since": since}
+        best = jnp.where(better, objective, best).astype(best.dtype)  # the loop's carry type
+        return {**state, "best": best, "since": since}
 
     def stage(self, state, hparams, data):
         index = state["stage"]
