@@ -46,7 +46,7 @@ ends once its training objective has fallen by at most a relative T over P steps
 ``--splits K`` runs, instead of the table, the two warm paths and LassoNet's path on K splits
 (seeds 0..K-1 for the split, the folds and the initial weights; settings unchanged) and prints
 the mean and range of the best test accuracy with ≤ 10 / ≤ 20 features and the reversals per
-split. JSON: ``bench/results/nn_path_splits.json``. ``--warm JSON`` changes the warm paths'
+split. JSON: ``bench/results/nn_path_splits_<K>.json``. ``--warm JSON`` changes the warm paths'
 settings (``WARM`` below), e.g. ``--warm '{"learning_rate": 0.01}'``; its JSON file name ends in
 ``_trial``. ``--recipe`` adds LassoNet's recipe on jaxreg's warm path (``RECIPE`` below: torch's
 initialization, 10 % held out for the dense fit's early stopping, an Adam dense fit, λ × 1.02)
@@ -365,7 +365,7 @@ def main() -> None:
             for name in args.datasets
         }
         suffix = "_recipe" * args.recipe + "_trial" * bool(args.warm)
-        _common.write_json("nn_path_splits" + suffix, payload)
+        _common.write_json(f"nn_path_splits_{args.splits}" + suffix, payload)
         return
     for name in args.datasets:
         split = protocol(name)
