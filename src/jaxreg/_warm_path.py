@@ -89,9 +89,8 @@ class _Walk(NamedTuple):
         patience = jnp.where(within, data["patience"][index], 0)  # 0: the stage takes its budget
         if self.settles:
             fresh = within & data["fresh"][index]
-            best, since = state["best"], state["since"]
-            state = {**state, "best": jnp.where(fresh, jnp.inf, best),
-                     "since": jnp.where(fresh, 0, since)}  # fmt: skip
+            state = {**state, "best": jnp.where(fresh, jnp.inf, state["best"]),
+                     "since": jnp.where(fresh, 0, state["since"])}  # fmt: skip
 
         def body(carry):
             inner, taken, losses = carry

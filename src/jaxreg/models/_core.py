@@ -136,12 +136,6 @@ def uniform_init(key: jax.Array, shape: tuple[int, ...], fan_in: int) -> jax.Arr
 INITS = ("normal", "uniform")
 
 
-def check_init(init: Any) -> str:
-    if not isinstance(init, str) or init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {init!r}")
-    return init
-
-
 def dense_init(
     key: jax.Array, fan_in: int, fan_out: int, gain: float, init: str = "normal"
 ) -> dict[str, jax.Array]:

@@ -7,10 +7,11 @@ from typing import Any
 
 import jax
 
+from jaxreg import _checks
 from jaxreg.models._core import (
+    INITS,
     Model,
     apply_dropout,
-    check_init,
     check_rate,
     dense_init,
     resolve_rate,
@@ -76,7 +77,7 @@ def mlp(
     if len(sizes) < 2 or any(s <= 0 for s in sizes):
         raise ValueError(f"sizes must list at least two positive widths, got {sizes}")
     check_rate(dropout_rate, "dropout_rate")
-    scheme = check_init(init)  # the name init is the Model's init function below
+    scheme = _checks.check_choice(init, "init", INITS)  # init is the Model's function below
     gain = 2.0 if activation in _RELU_LIKE else 1.0
     num_layers = len(sizes) - 1
     default_rate = dropout_rate  # apply's own dropout_rate argument overrides it
