@@ -117,6 +117,8 @@ examples:
   jaxreg sweep --model attention --penalty group-lasso --steps 200
                                                 prune whole attention heads
   jaxreg sweep --penalty l2 --lambdas 1,0.1,0.01,0.001
+  jaxreg sweep --warm-start --steps 50 --dense-steps 400 --patience 10
+                                                walk λ up from the dense fit
   jaxreg sweep --data my.csv --out results      your data: last column is the target
   jaxreg sweep --data iris.csv --target species --task classification
   jaxreg sweep --out results --resume           continue a run that was interrupted
@@ -261,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="number of devices of each process to shard the grid over (default: all; on a CPU "
         "host one device per core, or as set by XLA_FLAGS=--xla_force_host_platform_device_count)",
     )
+    _add_warm_start_flags(sweep)
     _add_process_flags(sweep)
     sweep.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     sweep.add_argument(
@@ -270,6 +273,36 @@ def build_parser() -> argparse.ArgumentParser:
         "(~/.cache/jaxreg), which lets a second run with the same shapes skip compiling",
     )
     return parser
+
+
+def _add_warm_start_flags(sweep: argparse.ArgumentParser) -> None:
+    warm = sweep.add_argument_group(
+        "warm-started path (mlp, attention)",
+        "Fit the dense model (λ = 0) first, then walk the grid upwards, each λ started from the "
+        "previous λ's weights, as glmnet and LassoNet do: the count of active weights and "
+        "groups falls along the path instead of jumping between neighbouring λ. All folds and "
+        "the full-data fit walk in parallel, in one compiled program. With the default grid, "
+        "λ_ref is read at the dense fit and the walk goes on above it until the full-data fit "
+        "has no penalized weight left.",
+    )
+    warm.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="walk λ from the dense fit (--steps is then per λ: 50 to 100 is usually enough)",
+    )
+    warm.add_argument(
+        "--dense-steps",
+        type=_positive(int),
+        metavar="N",
+        help="optimizer steps of the dense fit (default: --steps)",
+    )
+    warm.add_argument(
+        "--patience",
+        type=_positive(int),
+        metavar="P",
+        help="end a λ after P steps in a row that do not lower its training objective by 0.1 %% "
+        "of the best so far (default: every λ takes --steps)",
+    )
 
 
 def _add_process_flags(sweep: argparse.ArgumentParser) -> None:
@@ -411,6 +444,15 @@ def _check_combination(args, penalty: Any, task: str) -> None:
         raise UsageError(
             f"--model linear supports --penalty {', '.join(linear)}, not {args.penalty}"
         )
+    warm_flags = [f"--{flag.replace('_', '-')}" for flag in ("dense_steps", "patience")
+                  if getattr(args, flag) is not None]  # fmt: skip
+    if warm_flags and not args.warm_start:
+        raise UsageError(f"{', '.join(warm_flags)}: only with --warm-start")
+    if args.warm_start and args.model == "linear":
+        raise UsageError(
+            "--warm-start is for --model mlp and attention: the linear path is warm-started "
+            "already (coordinate descent from the largest λ down)"
+        )
     if penalty.positive_lambdas and isinstance(args.lambdas, list) and min(args.lambdas) <= 0:
         raise UsageError(f"--lambdas must be > 0 for --penalty {args.penalty}")
 
@@ -466,12 +508,7 @@ def _run_network(args, data, penalty: Any, devices) -> dict[str, Any]:
         model = jaxreg.models.mlp(sizes)
         description = f"{args.model} {'→'.join(map(str, sizes))}"
         options["group_axis"] = 0 if args.model == "linear" else 1
-    members = _grid_size(args) * (args.folds + 1)
-    print(
-        f"model: {description}; penalty: {args.penalty}\n"
-        f"training {members} networks ({_grid_size(args)} λ × ({args.folds} folds + all data)) "
-        f"× {args.steps} {args.optimizer} steps (lr {args.lr:g}) in one compiled sweep"
-    )
+    print(f"model: {description}; penalty: {args.penalty}\n{_training_plan(args)}")
     fit = jaxreg.fit_path(
         model,
         X,
@@ -486,6 +523,9 @@ def _run_network(args, data, penalty: Any, devices) -> dict[str, Any]:
         learning_rate=args.lr,
         weight_decay=args.weight_decay,
         optimizer=args.optimizer,
+        warm_start=args.warm_start,
+        dense_steps=args.dense_steps,
+        patience=args.patience,
         checkpoint_dir=str(pathlib.Path(args.out) / "checkpoint"),
         progress=not args.no_progress,
         devices=devices,
@@ -498,17 +538,43 @@ def _run_network(args, data, penalty: Any, devices) -> dict[str, Any]:
         for leaf, keep in zip(jax.tree.leaves(fit.params), jax.tree.leaves(mask), strict=True)
         if keep
     )
-    return {
+    run = {
         "fit": fit,
         "model": description,
         "accuracy": fit.cv_accuracy,
         "nonzeros": np.asarray(fit.nonzeros),
+        "active_groups": np.asarray(fit.active_groups),
+        "group_name": _group_name(args, penalty),
         "penalized_weights": total,
         "fold_losses": fit.fold_losses,
         "lambda_ref": fit.lambda_ref,
         "diverged": int(np.sum(fit.diverged)),
         "loss_name": fit.loss_name if classification else "½ squared error, standardized y",
     }
+    if args.warm_start:  # the steps each λ took: fewer than --steps where --patience ended it
+        run["steps_taken"] = np.sum(np.isfinite(fit.train_loss[0]), axis=-1)
+    return run
+
+
+def _training_plan(args) -> str:
+    """What the sweep trains, in one line."""
+    networks = f"{args.optimizer} steps (lr {args.lr:g})"
+    if not args.warm_start:
+        members = _grid_size(args) * (args.folds + 1)
+        return (f"training {members} networks ({_grid_size(args)} λ × ({args.folds} folds + "
+                f"all data)) × {args.steps} {networks} in one compiled sweep")  # fmt: skip
+    dense = args.steps if args.dense_steps is None else args.dense_steps
+    per_lambda = f"up to {args.steps}" if args.patience else f"{args.steps}"
+    return (f"training {args.folds + 1} networks ({args.folds} folds + all data) in parallel, "
+            f"each a dense fit of {dense} then {per_lambda} {networks} per λ, warm-started "
+            "along the λ grid upwards, in one compiled program")  # fmt: skip
+
+
+def _group_name(args, penalty: Any) -> str | None:
+    """What the group lasso's groups are (the table's extra column), None for other penalties."""
+    if penalty.name != "group_lasso":
+        return None
+    return "heads" if args.model == "attention" else "units"
 
 
 def _result_flags(args) -> dict[str, Any]:
@@ -582,13 +648,18 @@ def _table(summary, run: dict[str, Any], folds: int) -> str:
     loss = _loss_label(run)
     width = max(len(loss), 10)
     cv_width = width + 10 + (10 if run["accuracy"] is not None else 0)
+    groups = run.get("group_name") and f"active {run['group_name']}"
+    full_width = 22 + (len(groups) + 2 if groups else 0)
     spans = (
-        f"{'':16}{f' {folds}-fold CV, held-out ':─^{cv_width}}  {' fit on all data ':─^22}"
+        f"{'':16}{f' {folds}-fold CV, held-out ':─^{cv_width}}  "
+        f"{' fit on all data ':─^{full_width}}"
     )
     header = f"{'':4}{'lambda':>10}  {loss:>{width}}  {'± SE':>8}"
     if run["accuracy"] is not None:
         header += f"  {'accuracy':>8}"
     header += f"  {'nonzero':>8}  {'zero weights':>12}"
+    if groups:
+        header += f"  {groups}"
     rows = [spans, header]
     for k, lam in enumerate(summary.lambdas):
         is_min, is_1se = k == summary.index_min, k == summary.index_1se
@@ -598,6 +669,8 @@ def _table(summary, run: dict[str, Any], folds: int) -> str:
             row += f"  {run['accuracy'][k]:>8.1%}"
         zero_fraction = 1 - run["nonzeros"][k] / run["penalized_weights"]
         row += f"  {run['nonzeros'][k]:>8d}  {zero_fraction:>12.1%}"
+        if groups:
+            row += f"  {run['active_groups'][k]:>{len(groups)}d}"
         rows.append(row)
     return "\n".join(rows)
 
@@ -638,6 +711,10 @@ def _write_outputs(out: pathlib.Path, args, run: dict[str, Any], extra: dict[str
     }
     if "certificate" in run:  # the convex path: its duality gaps (objective units) per λ
         results["certificate"] = run["certificate"]
+    if "active_groups" in run:
+        results["active_groups"] = np.asarray(run["active_groups"]).astype(int).tolist()
+    if "steps_taken" in run:
+        results["steps_taken"] = np.asarray(run["steps_taken"]).astype(int).tolist()
     (out / "results.json").write_text(
         json.dumps(results, indent=2, allow_nan=False, ensure_ascii=False) + "\n", encoding="utf-8"
     )
@@ -731,6 +808,10 @@ def _report(args, data, run: dict[str, Any], devices, started: float) -> None:
         f"lambda_1se = {summary.lambda_1se:.4g}  (largest λ within one standard error of the "
         "lowest: the chosen model)"
     )
+    if "steps_taken" in run:
+        taken = run["steps_taken"]
+        print(f"warm-started path: {taken.size} λ, {taken.mean():.1f} steps per λ on average "
+              "(full-data fit)")  # fmt: skip
     if run["diverged"]:
         print(f"warning: {run['diverged']} trainings diverged (NaN): lower --lr")
     extra = {
