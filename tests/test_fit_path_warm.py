@@ -36,7 +36,8 @@ def hand_walk(
 ):
     """The documented warm start, written out: a dense fit (λ = 0), then each λ of ``walk`` in
     order for ``steps`` steps, parameters and optimizer state carried over; step t (counted
-    over the steps taken) draws its minibatch from fold_in(train_key, t); a λ at which W1 is
+    over the steps taken) draws its minibatch and dropout key from fold_in(train_key, t)
+    (dropout in training only: the stopping rows' loss is read without it); a λ at which W1 is
     zero and λ ≥ the dual norm of the training gradient takes no step. With ``settle`` (a dict
     of patience, dense_patience, tol and stopping rows or None) a stage also ends after
     ``patience`` steps in a row whose F = loss + λ·√8·Σ_j ‖W1[j]‖ (at the parameters each step
@@ -56,13 +57,15 @@ def hand_walk(
 
     @jax.jit
     def step(params, opt_state, t, lam):
-        batch_key, _ = jax.random.split(jax.random.fold_in(train_key, t))
+        batch_key, dropout_key = jax.random.split(jax.random.fold_in(train_key, t))
         if batch_size is None:
             batch = rows
         else:
             batch = rows[jax.random.randint(batch_key, (batch_size,), 0, rows.shape[0])]
         value, grads = jax.value_and_grad(
-            lambda p: mean_cross_entropy(model.apply(p, X[batch]), y[batch])
+            lambda p: mean_cross_entropy(
+                model.apply(p, X[batch], key=dropout_key, train=True), y[batch]
+            )
         )(params)
         updates, opt_state = optimizer(lam).update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, value
@@ -184,22 +187,28 @@ def test_warm_start_equals_a_sequential_loop_of_optax_trainings(
     assert not fit.diverged.any()
 
 
+HELD_OUT = dict(patience=2, dense_patience=3, tol=0.05, validation_fraction=0.25)
+
+
 @pytest.mark.parametrize(
-    "settle",
+    ("settle", "batch_size", "dropout_rate"),
     [
-        dict(patience=2, tol=0.02),  # on the training batch; the dense fit takes every step
-        dict(patience=2, dense_patience=3, tol=0.05, validation_fraction=0.25),  # held out
+        (dict(patience=2, tol=0.02), None, 0.0),  # on the training batch; the dense fit: all
+        (HELD_OUT, None, 0.0),
+        (HELD_OUT, 16, 0.3),  # trained with dropout, the stopping rows' objective read without
     ],
 )
-def test_patience_ends_each_stage_as_a_hand_loop_with_the_same_rule(digits, settle):
+def test_patience_ends_each_stage_as_a_hand_loop_with_the_same_rule(
+    digits, settle, batch_size, dropout_rate
+):
     X, y = digits
-    model = jaxreg.models.mlp([64, 8, 10])
+    model = jaxreg.models.mlp([64, 8, 10], dropout_rate=dropout_rate)
     labels = np.arange(len(y)) % 2
     steps, dense_steps = 12, 30
     fit = jaxreg.fit_path(
         model, X, y, penalty=GroupLasso(1.0, group_axis=0, mask=FIRST_LAYER), lambdas=4,
         lambda_min_ratio=0.1, folds=labels, key=KEY, steps=steps, dense_steps=dense_steps,
-        batch_size=None, learning_rate=LR, warm_start=True, **settle,
+        batch_size=batch_size, learning_rate=LR, warm_start=True, **settle,
     )  # fmt: skip
     walk = fit.lambdas[::-1].astype(np.float32)
     stopping = None
@@ -209,7 +218,7 @@ def test_patience_ends_each_stage_as_a_hand_loop_with_the_same_rule(digits, sett
     for fold, rows in ((-1, np.ones(len(y), bool)), (1, labels != 1)):
         _, path, losses, dense_taken = hand_walk(
             model, X, y, rows, walk=walk, optimizer=OPTIMIZERS["sgd"], steps=steps,
-            dense_steps=dense_steps, batch_size=None, settle={**settle, "stopping": stopping},
+            dense_steps=dense_steps, batch_size=batch_size, settle={**settle, "stopping": stopping},
         )  # fmt: skip
         taken = np.isfinite(losses).sum(axis=1)[::-1]  # λ descending, as fit_path reports
         assert 0 < taken.min() and taken.max() == steps  # the rule ends some λ early, not all

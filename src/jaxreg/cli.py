@@ -288,7 +288,7 @@ def _add_warm_start_flags(sweep: argparse.ArgumentParser) -> None:
     warm.add_argument(
         "--warm-start",
         action="store_true",
-        help="walk λ from the dense fit (--steps is then per λ: 50 to 100 is usually enough)",
+        help="walk λ from the dense fit (--steps is then per λ; the benchmarks use 50)",
     )
     warm.add_argument(
         "--dense-steps",
