@@ -46,7 +46,9 @@ ends once its training objective has fallen by at most a relative T over P steps
 ``--splits K`` runs, instead of the table, the two warm paths and LassoNet's path on K splits
 (seeds 0..K-1 for the split, the folds and the initial weights; settings unchanged) and prints
 the mean and range of the best test accuracy with ≤ 10 / ≤ 20 features and the reversals per
-split. JSON: ``bench/results/nn_path_splits_<K>.json``. ``--warm JSON`` changes the warm paths'
+split, and with LassoNet each warm path's difference from it paired by split (mean, 95 %
+t-interval, splits above / equal / below). JSON: ``bench/results/nn_path_splits_<K>.json``
+(``_<dataset>`` added when ``--datasets`` names a subset). ``--warm JSON`` changes the warm paths'
 settings (``WARM`` below), e.g. ``--warm '{"learning_rate": 0.01}'``; its JSON file name ends in
 ``_trial``. ``--recipe`` adds LassoNet's recipe on jaxreg's warm path (``RECIPE`` below: torch's
 initialization, 10 % held out for the dense fit's early stopping, an Adam dense fit, λ × 1.02)
@@ -332,7 +334,27 @@ def repeated_splits(name: str, count: int, with_lassonet: bool, recipe: bool) ->
                  for c in table.T[:2]]  # fmt: skip
         reversals = table[:, 2].astype(int).tolist()
         print(f"  {method:24s} {cells[0]} / {cells[1]}   reversals {reversals}")
+    if with_lassonet:
+        print("jaxreg − LassoNet paired by split: mean [95 % t-interval], splits above/equal/below")
+        reference = np.array(rows["LassoNet"])
+        for method in methods:
+            table = np.array(rows[method])
+            cells = [_paired(table[:, k] - reference[:, k]) for k in (0, 1)]
+            print(f"  {method:24s} ≤ 10: {cells[0]}   ≤ 20: {cells[1]}")
     return rows
+
+
+def _paired(differences: np.ndarray) -> str:
+    """Mean, 95 % t-interval and signs of per-split differences (NaN splits left out)."""
+    from scipy import stats
+
+    # accuracies are counts over the same test set (jaxreg's in float32): below 1e-6 is noise
+    differences = np.round(differences[np.isfinite(differences)], 6)
+    mean = differences.mean()
+    half = stats.t.ppf(0.975, differences.size - 1) * stats.sem(differences)
+    signs = [int(np.sum(differences > 0)), int(np.sum(differences == 0)),
+             int(np.sum(differences < 0))]  # fmt: skip
+    return f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}], {'/'.join(map(str, signs))}"
 
 
 def main() -> None:
@@ -364,7 +386,8 @@ def main() -> None:
             name: repeated_splits(name, args.splits, not args.skip_lassonet, args.recipe)
             for name in args.datasets
         }
-        suffix = "_recipe" * args.recipe + "_trial" * bool(args.warm)
+        subset = "".join(f"_{name}" for name in args.datasets) * (args.datasets != list(LOADERS))
+        suffix = subset + "_recipe" * args.recipe + "_trial" * bool(args.warm)
         _common.write_json(f"nn_path_splits_{args.splits}" + suffix, payload)
         return
     for name in args.datasets:

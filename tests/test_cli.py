@@ -50,6 +50,11 @@ def numbers_of(results):
     return {k: v for k, v in results.items() if k not in ("command", "seconds")}
 
 
+def table_rows(stdout):
+    """The printed table's rows, split into fields (a row starts with its mark or its λ)."""
+    return [line.split() for line in stdout.splitlines() if re.match(r"\S*\s+\d\.\d+e", line)]
+
+
 def assert_png(path, min_bytes=10_000):
     data = path.read_bytes()
     assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR"
@@ -225,7 +230,7 @@ def test_help_lists_every_flag(tmp_path):
         "--model", "--penalty", "--lambdas", "--folds", "--steps", "--batch-size", "--lr",
         "--seed", "--data", "--out", "--resume", "--devices", "--no-progress",
         "--target", "--task", "--header", "--no-header", "--keep-checkpoint", "--no-cache",
-        "--optimizer", "--weight-decay", "--warm-start", "--dense-steps", "--patience",
+        "--optimizer", "--weight-decay", "--warm-start", "--dense-steps", "--patience", "--groups",
         "--distributed", "--coordinator", "--num-processes", "--process-id", "--heartbeat-timeout",
     ]  # fmt: skip
     for flag in flags:
@@ -292,6 +297,8 @@ def _nan_csv(tmp_path):
         (lambda tmp: ["--patience", "5"], "--patience: only with --warm-start"),
         (lambda tmp: ["--dense-steps", "9", "--patience", "5"], "--dense-steps, --patience"),
         (lambda tmp: ["--model", "linear", "--warm-start"], "--warm-start is for --model mlp"),
+        (lambda tmp: ["--groups", "features"], "--groups is for --penalty group-lasso"),
+        (lambda tmp: ["--model", "attention", "--groups", "units"], "--groups"),
         (lambda tmp: ["--target", "species"], "--target"),
         (lambda tmp: ["--data", _nan_csv(tmp), "--target", "kind"], "--target kind: no column"),
         (lambda tmp: ["--data", _nan_csv(tmp), "--task", "regression", "--header"], "NaN"),
@@ -447,43 +454,53 @@ def test_attention_with_head_group_lasso_on_digits(tmp_path):
     # the joint group lasso removes whole heads: nonzero counts are whole heads (1048 each)
     assert all(count % 1048 == 0 for count in results["nonzeros"])
     assert results["active_groups"] == [count // 1048 for count in results["nonzeros"]]
+    table = table_rows(done.stdout)
+    assert [int(row[-1]) for row in table] == results["active_groups"]  # the "active heads"
     assert "transformer" in results["model"]
     assert_png(out / "path.png")
 
 
-def test_warm_start_is_fit_paths_warm_path_with_the_active_units_in_the_table(tmp_path):
-    """--warm-start --dense-steps --patience are fit_path's warm path on the standardized data,
-    and the group lasso's table counts the units the full-data fit keeps."""
+def test_warm_start_selecting_features_is_fit_paths_warm_path(tmp_path):
+    """--groups features --warm-start --dense-steps --patience are fit_path's warm path with a
+    group lasso on the rows of the first layer's W, on the standardized data; the table counts
+    the features the full-data fit keeps, and results.json names those of the chosen model."""
     import jax
 
     import jaxreg
 
     out = tmp_path / "out"
-    flags = ["--penalty", "group-lasso", "--warm-start", "--steps", "20", "--dense-steps", "60",
-             "--patience", "4", *TINY[2:]]  # fmt: skip
+    flags = ["--penalty", "group-lasso", "--groups", "features", "--weight-decay", "0.003",
+             "--warm-start", "--steps", "20", "--dense-steps", "60", "--patience", "4",
+             *TINY[2:]]  # fmt: skip
     done = jaxreg_sweep(*flags, "--out", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "each a dense fit of 60 then up to 20 sgd steps (lr 0.3) per λ" in done.stdout
     results = results_of(out)
     data = jaxreg.datasets.load("digits")
+    first_w = [{"w": True, "b": False}, {"w": False, "b": False}, {"w": False, "b": False}]
+    feature_rows = jaxreg.regularizers.GroupLasso(1.0, group_axis=0, mask=first_w)
     fit = jaxreg.fit_path(
         jaxreg.models.mlp([64, 64, 64, 10]), cli._standardize(data.X), data.y,
-        loss="cross_entropy", penalty="group_lasso", group_axis=1, lambdas=3, folds=2,
-        key=jax.random.key(0), steps=20, batch_size=128, learning_rate=0.3, warm_start=True,
-        dense_steps=60, patience=4,
+        loss="cross_entropy", penalty=feature_rows,
+        lambdas=3, folds=2, key=jax.random.key(0), steps=20, batch_size=128, learning_rate=0.3,
+        weight_decay=0.003, warm_start=True, dense_steps=60, patience=4,
     )  # fmt: skip
     np.testing.assert_allclose(results["lambdas"], fit.lambdas, rtol=1e-6)
     np.testing.assert_allclose(results["fold_losses"], fit.fold_losses, rtol=1e-4)
-    assert results["active_groups"] == fit.active_groups.tolist()
+    assert results["penalized_weights"] == 64 * 64  # the first layer alone
     assert results["steps_taken"] == np.isfinite(fit.train_loss[0]).sum(axis=-1).tolist()
+    # features kept: the nonzero rows of the first layer's W, at every λ and at λ_1se by name
+    rows = np.any(np.asarray(fit.path_params[0]["w"]) != 0, axis=2)
+    assert results["active_groups"] == rows.sum(axis=1).tolist()
+    kept = np.flatnonzero(rows[results["index_1se"]])
+    assert results["features_selected"] == [data.feature_names[j] for j in kept]
     # the walk goes on above λ_ref to the empty model; patience ended some λ early
     assert len(results["lambdas"]) > 3 and results["active_groups"][0] == 0
     assert min(results["steps_taken"]) < 20 == max(results["steps_taken"])
-    # the units column: 64 + 64 + 10 output units, each active where its column has a nonzero
-    rows = [line.split() for line in done.stdout.splitlines() if re.match(r"^\S*\s+\d\.\d+e", line)]
-    assert [int(row[-1]) for row in rows] == results["active_groups"]
-    assert max(results["active_groups"]) <= 64 + 64 + 10
-    assert "active units" in done.stdout
+    table = table_rows(done.stdout)
+    assert [int(row[-1]) for row in table] == results["active_groups"]
+    assert "active features" in done.stdout
+    assert f"features kept at lambda_1se: {kept.size} of 64" in done.stdout
 
 
 @pytest.mark.slow

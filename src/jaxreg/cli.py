@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 MODELS = ("mlp", "attention", "linear")
+GROUPS = ("units", "features")
 TASKS = ("classification", "regression")
 # the learning rate when --lr is not given (SGD on standardized data; Adam at its usual scale)
 DEFAULT_LEARNING_RATES = {"sgd": 0.3, "adam": 0.01}
@@ -119,6 +120,8 @@ examples:
   jaxreg sweep --penalty l2 --lambdas 1,0.1,0.01,0.001
   jaxreg sweep --warm-start --steps 50 --dense-steps 400 --patience 10
                                                 walk λ up from the dense fit
+  jaxreg sweep --penalty group-lasso --groups features --weight-decay 3e-3 --warm-start
+                                                select input features along the path
   jaxreg sweep --data my.csv --out results      your data: last column is the target
   jaxreg sweep --data iris.csv --target species --task classification
   jaxreg sweep --out results --resume           continue a run that was interrupted
@@ -164,8 +167,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="l1/elastic-net/group-lasso: proximal steps (exact zeros); l2: (λ/2)‖W‖² in the "
         "loss; contractive: λ·½‖∂h/∂x‖² of the hidden layers (mlp only); clip: weights "
-        "clipped to [-1/λ, 1/λ]. group-lasso groups: hidden units (mlp), heads (attention). "
-        "Default: group-lasso (whole heads) for --model attention, l1 otherwise",
+        "clipped to [-1/λ, 1/λ]. group-lasso groups: output units (mlp; --groups features for "
+        "input features), heads (attention). Default: group-lasso (whole heads) for --model "
+        "attention, l1 otherwise",
+    )
+    sweep.add_argument(
+        "--groups",
+        choices=GROUPS,
+        default=None,
+        help="the group lasso's groups for --model mlp: units (default: the output units of "
+        "every layer) or features (the rows of the first layer's W, one group per input "
+        "feature, the first layer alone penalized: feature selection, as LassoNet; "
+        "results.json lists the features kept at the chosen λ). With features, --weight-decay "
+        "3e-3 keeps the next layers from growing to undo the penalty",
     )
     sweep.add_argument(
         "--lambdas",
@@ -444,6 +458,8 @@ def _check_combination(args, penalty: Any, task: str) -> None:
         raise UsageError(
             f"--model linear supports --penalty {', '.join(linear)}, not {args.penalty}"
         )
+    if args.groups is not None and (penalty.name != "group_lasso" or args.model != "mlp"):
+        raise UsageError("--groups is for --penalty group-lasso with --model mlp")
     warm_flags = [f"--{flag.replace('_', '-')}" for flag in ("dense_steps", "patience")
                   if getattr(args, flag) is not None]  # fmt: skip
     if warm_flags and not args.warm_start:
@@ -508,6 +524,9 @@ def _run_network(args, data, penalty: Any, devices) -> dict[str, Any]:
         model = jaxreg.models.mlp(sizes)
         description = f"{args.model} {'→'.join(map(str, sizes))}"
         options["group_axis"] = 0 if args.model == "linear" else 1
+        if args.groups == "features":  # the first layer's rows: one group per input feature
+            first_w = [{"w": layer == 0, "b": False} for layer in range(len(sizes) - 1)]
+            options.update(mask=first_w, group_axis=0)
     print(f"model: {description}; penalty: {args.penalty}\n{_training_plan(args)}")
     fit = jaxreg.fit_path(
         model,
@@ -551,6 +570,10 @@ def _run_network(args, data, penalty: Any, devices) -> dict[str, Any]:
         "diverged": int(np.sum(fit.diverged)),
         "loss_name": fit.loss_name if classification else "½ squared error, standardized y",
     }
+    if args.groups == "features":
+        kept = np.flatnonzero(np.any(np.asarray(fit.params[0]["w"]) != 0, axis=1))
+        names = data.feature_names or tuple(f"x{j}" for j in range(X.shape[1]))
+        run["features_selected"] = [names[j] for j in kept]
     if args.warm_start:  # the steps each λ took: fewer than --steps where --patience ended it
         run["steps_taken"] = np.sum(np.isfinite(fit.train_loss[0]), axis=-1)
     return run
@@ -574,7 +597,7 @@ def _group_name(args, penalty: Any) -> str | None:
     """What the group lasso's groups are (the table's extra column), None for other penalties."""
     if penalty.name != "group_lasso":
         return None
-    return "heads" if args.model == "attention" else "units"
+    return "heads" if args.model == "attention" else args.groups or "units"
 
 
 def _result_flags(args) -> dict[str, Any]:
@@ -713,6 +736,8 @@ def _write_outputs(out: pathlib.Path, args, run: dict[str, Any], extra: dict[str
         results["certificate"] = run["certificate"]
     if "active_groups" in run:
         results["active_groups"] = np.asarray(run["active_groups"]).astype(int).tolist()
+    if "features_selected" in run:  # the input features the chosen model reads
+        results["features_selected"] = run["features_selected"]
     if "steps_taken" in run:
         results["steps_taken"] = np.asarray(run["steps_taken"]).astype(int).tolist()
     (out / "results.json").write_text(
@@ -808,6 +833,10 @@ def _report(args, data, run: dict[str, Any], devices, started: float) -> None:
         f"lambda_1se = {summary.lambda_1se:.4g}  (largest λ within one standard error of the "
         "lowest: the chosen model)"
     )
+    if "features_selected" in run:
+        kept = run["features_selected"]
+        listed = ": " + ", ".join(kept) if 0 < len(kept) <= 20 else ""
+        print(f"features kept at lambda_1se: {len(kept)} of {data.X.shape[1]}{listed}")
     if "steps_taken" in run:
         taken = run["steps_taken"]
         print(f"warm-started path: {taken.size} λ, {taken.mean():.1f} steps per λ on average "
