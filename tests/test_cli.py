@@ -255,6 +255,8 @@ def test_help_lists_every_flag(tmp_path):
         (["--steps", "0"], "--steps"),
         (["--dense-steps", "0"], "--dense-steps"),
         (["--patience", "-1"], "--patience"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--batch-size", "every"], "--batch-size"),
         (["--devices", "0"], "--devices"),
         (["--unknown"], "--unknown"),
     ],
@@ -298,6 +300,7 @@ def _nan_csv(tmp_path):
         (lambda tmp: ["--dense-steps", "9", "--patience", "5"], "--dense-steps, --patience"),
         (lambda tmp: ["--model", "linear", "--warm-start"], "--warm-start is for --model mlp"),
         (lambda tmp: ["--groups", "features"], "--groups is for --penalty group-lasso"),
+        (lambda tmp: ["--penalty", "contractive", "--batch-size", "all"], "--batch-size all"),
         (lambda tmp: ["--model", "attention", "--groups", "units"], "--groups"),
         (lambda tmp: ["--target", "species"], "--target"),
         (lambda tmp: ["--data", _nan_csv(tmp), "--target", "kind"], "--target kind: no column"),
@@ -312,6 +315,16 @@ def test_bad_data_and_combinations_are_one_line_and_status_2(make_flags, says, t
     assert "Traceback" not in captured.err and "Errno" not in captured.err
     assert not re.search(r"(?<![-\w])(path|target): ", captured.err)  # flags, not Python names
     assert not (tmp_path / "out").exists()  # nothing is written for a command that cannot run
+
+
+def test_a_sweep_diverged_at_every_lambda_names_lr(tmp_path):
+    """L2 at λ = 1000 and 100 with SGD at lr 0.3: the weights grow by |1 - 0.3·λ| ≥ 29 a step,
+    past float32 in 30 steps, so no λ has a CV estimate."""
+    flags = ["--penalty", "l2", "--lambdas", "1000,100", *TINY[:2], *TINY[4:]]
+    done = jaxreg_sweep(*flags, "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "--lr 0.3: " in done.stderr
+    assert "Traceback" not in done.stderr and "learning_rate" not in done.stderr
 
 
 def test_console_process_exits_2_on_bad_flag_and_bad_data(tmp_path):
@@ -461,8 +474,9 @@ def test_attention_with_head_group_lasso_on_digits(tmp_path):
 
 
 def test_warm_start_selecting_features_is_fit_paths_warm_path(tmp_path):
-    """--groups features --warm-start --dense-steps --patience are fit_path's warm path with a
-    group lasso on the rows of the first layer's W, on the standardized data; the table counts
+    """--groups features --warm-start --dense-steps --patience --batch-size all are fit_path's
+    full-batch warm path with a group lasso on the rows of the first layer's W, on the
+    standardized data; the table counts
     the features the full-data fit keeps, and results.json names those of the chosen model."""
     import jax
 
@@ -471,10 +485,10 @@ def test_warm_start_selecting_features_is_fit_paths_warm_path(tmp_path):
     out = tmp_path / "out"
     flags = ["--penalty", "group-lasso", "--groups", "features", "--weight-decay", "0.003",
              "--warm-start", "--steps", "20", "--dense-steps", "60", "--patience", "4",
-             *TINY[2:]]  # fmt: skip
+             "--batch-size", "all", *TINY[2:]]  # fmt: skip
     done = jaxreg_sweep(*flags, "--out", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "each a dense fit of 60 then up to 20 sgd steps (lr 0.3) per λ" in done.stdout
+    assert "each a dense fit of 60 then up to 20 full-batch sgd steps (lr 0.3) per λ" in done.stdout
     results = results_of(out)
     data = jaxreg.datasets.load("digits")
     first_w = [{"w": True, "b": False}, {"w": False, "b": False}, {"w": False, "b": False}]
@@ -482,7 +496,7 @@ def test_warm_start_selecting_features_is_fit_paths_warm_path(tmp_path):
     fit = jaxreg.fit_path(
         jaxreg.models.mlp([64, 64, 64, 10]), cli._standardize(data.X), data.y,
         loss="cross_entropy", penalty=feature_rows,
-        lambdas=3, folds=2, key=jax.random.key(0), steps=20, batch_size=128, learning_rate=0.3,
+        lambdas=3, folds=2, key=jax.random.key(0), steps=20, batch_size=None, learning_rate=0.3,
         weight_decay=0.003, warm_start=True, dense_steps=60, patience=4,
     )  # fmt: skip
     np.testing.assert_allclose(results["lambdas"], fit.lambdas, rtol=1e-6)

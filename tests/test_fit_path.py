@@ -459,6 +459,18 @@ def test_diverged_members_get_nan_losses_and_are_never_selected():
     np.testing.assert_allclose(weights[3, :, 0], [1.0, -2.0, 0.5, 0.0], atol=0.05)
 
 
+def test_a_path_diverged_at_every_lambda_is_a_typed_error_naming_the_learning_rate():
+    """The problem above at λ = 100 and 30 only: |1 - 0.5·(h + λ)| > 1, every training
+    explodes, and no λ is left to select."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4)).astype(np.float32)
+    with pytest.raises(jaxreg.DivergedError, match="learning_rate") as error:
+        jaxreg.fit_path(jaxreg.models.mlp([4, 1]), X, X[:, 0], loss="mse", penalty="l2",
+                        lambdas=[100.0, 30.0], folds=3, key=KEY, steps=40, batch_size=16,
+                        learning_rate=0.5)  # fmt: skip
+    assert isinstance(error.value, ValueError)
+
+
 # --- checkpoints ------------------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ from jaxreg import (
     sweep,
     transforms,
 )
-from jaxreg._fit_path import FitPathResult, fit_path
+from jaxreg._fit_path import DivergedError, FitPathResult, fit_path
 from jaxreg.transforms import (
     add_l1_sign,
     clip_params,
@@ -41,6 +41,7 @@ from jaxreg.transforms import (
 __version__ = "0.2.0.dev0"  # the one version source: pyproject.toml reads it
 
 __all__ = [
+    "DivergedError",
     "FitPathResult",
     "add_l1_sign",
     "clip_params",

@@ -37,6 +37,12 @@ OPTIMIZERS = ("sgd", "adam")
 _DEFAULT_OPTIONS = {"l1_ratio": 0.5, "group_axis": 1, "joint": False}
 
 
+class DivergedError(ValueError):
+    """Raised by :func:`fit_path` when at every λ the training of some fold diverged (a NaN or
+    infinite loss or parameter), so that no λ has a cross-validation estimate; a smaller
+    ``learning_rate`` is the usual cure. A ``ValueError``, as before it had its own type."""
+
+
 class FitPathResult(NamedTuple):
     """What :func:`fit_path` returns: everything a glmnet-style plot or table needs.
 
@@ -397,6 +403,11 @@ def _summarize(
     diverged = np.asarray(result.diverged).reshape(shape)
     val_loss, val_acc = (np.asarray(v).reshape(shape) for v in validation)
     fold_losses = np.where(diverged, np.nan, val_loss)[1:]
+    if diverged[1:].any(axis=0).all():
+        raise DivergedError(
+            "learning_rate: at every λ the training of some fold diverged (NaN or inf), so no λ "
+            "has a cross-validation estimate; lower learning_rate"
+        )
     fold_sizes = np.bincount(fold_ids, minlength=folds)
     cv_accuracy = None
     if classification:
@@ -785,6 +796,11 @@ def fit_path(
 
     Returns:
         A :class:`FitPathResult`.
+
+    Raises:
+        DivergedError: at every λ some fold's training diverged (lower ``learning_rate``); a
+            λ with only some diverged trainings is left out of the selection, with a NaN
+            fold loss, instead.
 
     Example:
         >>> import jax

@@ -101,6 +101,11 @@ def _positive(kind):
     return _at_least(kind, 1) if kind is int else _at_least(kind, 0, strict=True)
 
 
+def _batch_size(text: str) -> int | None:
+    """A positive int, or ``all`` (None: fit_path's full batches)."""
+    return None if text == "all" else _positive(int)(text)
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults shown where they say something (not for on/off switches or 'automatic')."""
 
@@ -120,7 +125,8 @@ examples:
   jaxreg sweep --penalty l2 --lambdas 1,0.1,0.01,0.001
   jaxreg sweep --warm-start --steps 50 --dense-steps 400 --patience 10
                                                 walk λ up from the dense fit
-  jaxreg sweep --penalty group-lasso --groups features --weight-decay 3e-3 --warm-start
+  jaxreg sweep --penalty group-lasso --groups features --weight-decay 1e-2 --warm-start
+               --batch-size all --lr 0.03 --dense-steps 1000 --lambdas 50
                                                 select input features along the path
   jaxreg sweep --data my.csv --out results      your data: last column is the target
   jaxreg sweep --data iris.csv --target species --task classification
@@ -179,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
         "every layer) or features (the rows of the first layer's W, one group per input "
         "feature, the first layer alone penalized: feature selection, as LassoNet; "
         "results.json lists the features kept at the chosen λ). With features, --weight-decay "
-        "3e-3 keeps the next layers from growing to undo the penalty",
+        "(1e-2 on the digits) keeps the next layers from growing to undo the penalty, and "
+        "--batch-size all keeps the feature count from going back up along the path",
     )
     sweep.add_argument(
         "--lambdas",
@@ -209,7 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
         "jaxreg.prox_adam, the proximal step in Adam's own metric (l2 and contractive: plain Adam)",
     )
     sweep.add_argument(
-        "--batch-size", type=_positive(int), default=128, metavar="B", help="minibatch size"
+        "--batch-size",
+        type=_batch_size,
+        default=128,
+        metavar="B|all",
+        help="minibatch size, or all: full batches (gradient descent: no sampling noise, the "
+        "smoothest --warm-start path; not with --penalty contractive)",
     )
     sweep.add_argument(
         "--lr",
@@ -453,6 +465,8 @@ def _check_combination(args, penalty: Any, task: str) -> None:
     """Reject flag combinations that cannot run, before training starts."""
     if penalty.needs_activations and args.model != "mlp":
         raise UsageError(f"--penalty {args.penalty} needs hidden layers: use --model mlp")
+    if penalty.needs_activations and args.batch_size is None:
+        raise UsageError(f"--batch-size all: not with --penalty {args.penalty} (use a number)")
     if args.model == "linear" and penalty.linear_l1_ratio is None:
         linear = [name for name, entry in _penalties().items() if entry.linear_l1_ratio is not None]
         raise UsageError(
@@ -581,7 +595,8 @@ def _run_network(args, data, penalty: Any, devices) -> dict[str, Any]:
 
 def _training_plan(args) -> str:
     """What the sweep trains, in one line."""
-    networks = f"{args.optimizer} steps (lr {args.lr:g})"
+    full_batch = "full-batch " if args.batch_size is None else ""
+    networks = f"{full_batch}{args.optimizer} steps (lr {args.lr:g})"
     if not args.warm_start:
         members = _grid_size(args) * (args.folds + 1)
         return (f"training {members} networks ({_grid_size(args)} λ × ({args.folds} folds + "
@@ -794,6 +809,7 @@ def _prepare_checkpoint(args, leader: bool) -> None:
 def _fit(args, data, penalty: Any, devices, argv: Sequence[str]) -> dict[str, Any]:
     """The path of the chosen model; a checkpoint that cannot be resumed is a usage error that
     says why and how to start afresh."""
+    from jaxreg import DivergedError
     from jaxreg.sweep import CheckpointError
 
     if args.model == "linear":
@@ -802,6 +818,11 @@ def _fit(args, data, penalty: Any, devices, argv: Sequence[str]) -> dict[str, An
         return _run_network(args, data, penalty, devices)
     except CheckpointError as error:
         raise UsageError(_refused_resume(error, args, argv)) from None
+    except DivergedError:
+        raise UsageError(
+            f"--lr {args.lr:g}: at every λ the training of some fold diverged (NaN or inf); "
+            "try a smaller --lr"
+        ) from None
 
 
 def _refused_resume(error: Exception, args, argv: Sequence[str]) -> str:
