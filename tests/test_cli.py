@@ -372,7 +372,9 @@ def test_mlp_regression_on_a_users_csv(tmp_path):
     done = jaxreg_sweep("--data", str(path), *TINY, "--out", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "442 examples × 10 features, regression" in done.stdout
+    assert "sgd steps (lr 0.1)" in done.stdout  # regression's default: 0.3 diverges here
     results = results_of(out)
+    assert results["command"]["lr"] == 0.1
     assert results["accuracy"] is None and results["penalized_weights"] == 10 * 64 + 64 * 64 + 64
     # targets are standardized: the null model at λ_ref has ½·E[y²] = 0.5 on held-out data
     np.testing.assert_allclose(results["cv_mean"][0], 0.5, atol=0.1)
