@@ -34,6 +34,7 @@ def test_notebooks_are_present():
         "02_lambda_sweep_cv.ipynb",
         "03_attention_head_pruning.ipynb",
         "04_soft_vs_hard.ipynb",
+        "05_feature_selection_path.ipynb",
     ]
 
 
