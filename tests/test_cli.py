@@ -478,8 +478,8 @@ def test_attention_with_head_group_lasso_on_digits(tmp_path):
 def test_warm_start_selecting_features_is_fit_paths_warm_path(tmp_path):
     """--groups features --warm-start --dense-steps --patience --batch-size all are fit_path's
     full-batch warm path with a group lasso on the rows of the first layer's W, on the
-    standardized data; the table counts
-    the features the full-data fit keeps, and results.json names those of the chosen model."""
+    standardized data; the table counts the features the full-data fit keeps, and results.json
+    names those of the chosen model."""
     import jax
 
     import jaxreg

@@ -40,7 +40,8 @@ _DEFAULT_OPTIONS = {"l1_ratio": 0.5, "group_axis": 1, "joint": False}
 class DivergedError(ValueError):
     """Raised by :func:`fit_path` when at every λ the training of some fold diverged (a NaN or
     infinite loss or parameter), so that no λ has a cross-validation estimate; a smaller
-    ``learning_rate`` is the usual cure. A ``ValueError``, as before it had its own type."""
+    ``learning_rate`` is the usual cure. A subclass of ``ValueError``, so code that caught
+    ``ValueError`` still catches it."""
 
 
 class FitPathResult(NamedTuple):
